@@ -1,0 +1,106 @@
+"""Every config key xcs reads, with its default and a one-line meaning.
+
+Experiment configs (configs/xmc.py, configs/tables/*.py) start from `get_config()` here and
+change values; they never add keys. Library code reads `config.a.b` directly (no `.get`), so a
+key missing here is a bug that shows at once. The config is locked after loading, so a mistyped
+`--config.x.y=...` override fails before any work.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def _optimizer(learning_rate: float) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(
+        dict(
+            name="adam",  # adam | adamw | sgd (sgd uses `momentum`)
+            learning_rate=learning_rate,  # peak learning rate, reached after warmup
+            weight_decay=0.0,  # decoupled weight decay (adamw) or L2 added to the gradient (adam, sgd)
+            momentum=0.9,  # sgd momentum; 0 for plain sgd
+            b1=0.9,  # adam/adamw first-moment decay
+            b2=0.999,  # adam/adamw second-moment decay
+            eps=1e-8,  # adam/adamw epsilon
+        )
+    )
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0  # one seed for init, shuffling and dropout; runs are reproducible from it
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "synthetic"  # synthetic | xmc_repo (XC-format files) | tfds (XC files via the TFDS builder)
+    config.data.name = "synthetic"  # directory name under $XCS_DATA_DIR for xmc_repo/tfds sources
+    config.data.dir = ""  # explicit data directory; empty means $XCS_DATA_DIR/<name> (XCS_DATA_DIR defaults to ./data)
+    config.data.cache = True  # cache parsed text files as .npz beside the source
+    config.data.validation_fraction = 0.0  # >0: hold out this share of train and evaluate on it instead of test (for tuning)
+    config.data.max_features = 0  # features kept per point (fixed batch width); 0 = longest row; longer rows are truncated and counted
+    config.data.max_labels = 0  # labels kept per point in training batches; 0 = longest row; truncation is counted
+    config.data.synthetic = ml_collections.ConfigDict(
+        dict(  # fields of xcs.data.synthetic.SyntheticSpec
+            num_train=20000,  # training points
+            num_test=5000,  # test points
+            num_features=16384,  # size of the sparse input space
+            num_labels=5000,  # size of the output space
+            labels_per_point=3.0,  # mean labels per point: 1 + Poisson(mean - 1), capped
+            max_labels_per_point=16,  # cap on labels drawn per point
+            features_per_label=4,  # signature features per label
+            features_per_cluster=8,  # shared features per topic (cluster of labels)
+            features_per_point=64,  # cap on the non-zeros of a feature row
+            num_clusters=100,  # topics; labels of one topic share its features
+            cluster_affinity=0.7,  # chance that a further label of a point comes from its first label's topic
+            zipf_exponent=1.0,  # label prior p(rank r) ~ (r + 1)^-zipf_exponent
+            noise_features=8.0,  # mean number of noise features per point
+            difficulty=0.3,  # 0..1: drop rate of signature features and rate of confusers
+            seed=0,  # the data's own seed (independent of config.seed, so seeds vary the model only)
+        )
+    )
+
+    config.model = ml_collections.ConfigDict()
+    config.model.encoder = ml_collections.ConfigDict(
+        dict(
+            name="bag",  # bag (tf-idf weighted embedding bag over feat_idx) | dense (MLP over x)
+            width=256,  # embedding / hidden width d
+            mlp_layers=1,  # residual MLP blocks after the embedding (0 = none)
+            dropout=0.0,  # dropout on the encoder output and inside MLP blocks (training only)
+            input_dropout=0.0,  # share of input features dropped per point (training only)
+            normalize="layernorm",  # none | layernorm | l2: normalisation of the embedding before the MLP
+        )
+    )
+    config.model.head = ml_collections.ConfigDict(
+        dict(
+            name="dense",  # dense (full [d, L] linear layer)
+            use_bias=True,  # per-label bias
+            label_chunk=16384,  # labels scored at once at prediction (top-k merged across chunks)
+        )
+    )
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.name = "softmax"  # softmax (cross-entropy over the positives, per point) | bce | squared_hinge
+
+    config.train = ml_collections.ConfigDict()
+    config.train.steps = 0  # total optimizer steps; 0 = train.epochs passes over the training data
+    config.train.epochs = 5.0  # used when train.steps == 0
+    config.train.batch_size = 256  # points per step
+    config.train.schedule = "cosine"  # cosine | constant (after warmup)
+    config.train.warmup_steps = 100  # linear warmup from 0 to the peak learning rate
+    config.train.final_lr_fraction = 0.0  # cosine ends at this fraction of the peak
+    config.train.clip_grad_norm = 0.0  # clip the global gradient norm; 0 = off
+    config.train.optimizer = ml_collections.ConfigDict()
+    config.train.optimizer.encoder = _optimizer(1e-3)  # optimizer of the encoder parameters
+    config.train.optimizer.head = _optimizer(1e-3)  # optimizer of the head (label) parameters
+    config.train.log_every = 100  # steps between metrics.jsonl / TensorBoard lines
+    config.train.checkpoint_every = 1000  # steps between checkpoints (and one at the end)
+    config.train.keep_checkpoints = 2  # checkpoints kept on disk
+    config.train.eval_every = 0  # steps between evaluations during training; 0 = only at the end
+    config.train.progress = "auto"  # auto (bar on a terminal, log lines otherwise) | bar | lines | none
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 1024  # points per prediction batch
+    config.eval.top_k = 5  # metrics are reported at k = 1..top_k
+    config.eval.predict_k = 10  # labels per point written to predictions.txt
+    config.eval.propensity_a = 0.55  # Jain et al. propensity parameter A (PSP@k)
+    config.eval.propensity_b = 1.5  # Jain et al. propensity parameter B (PSP@k)
+    config.eval.write_predictions = True  # write predictions.txt in the XC sparse format
+    return config

@@ -1,0 +1,130 @@
+"""Fixed-shape batches from CSR rows, and an epoch iterator that can restart at any step.
+
+Every batch of a run has the same shapes (static shapes: one compilation per step function):
+  feat_idx [B, F] int32, feat_val [B, F] float32  (padding: id 0 with value 0, adds nothing)
+  label_idx [B, Y] int32, label_mask [B, Y] bool   (padding: id 0 with mask False)
+or x [B, d] float32 for dense features. Rows longer than F or Y are truncated, and how many
+were is counted once up front and reported by the training loop, never silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+
+from xcs.data.dataset import Split
+from xcs.data.sparse import CSR
+
+
+@dataclasses.dataclass(frozen=True)
+class Truncation:
+    """How many rows exceeded the batch width and how many entries that drops."""
+
+    rows: int
+    entries: int
+    width: int
+
+
+def truncation(csr: CSR, width: int) -> Truncation:
+    lengths = csr.row_lengths()
+    over = lengths > width
+    return Truncation(int(over.sum()), int((lengths[over] - width).sum()), width)
+
+
+def order_rows_by_value(csr: CSR) -> CSR:
+    """Sorts each row by decreasing |value| so that truncation keeps the strongest entries."""
+    row_of_entry = np.repeat(np.arange(csr.num_rows), csr.row_lengths())
+    order = np.lexsort((-np.abs(csr.values), row_of_entry))
+    return CSR(csr.indptr, csr.indices[order], csr.values[order], csr.num_cols)
+
+
+def pad_rows(csr: CSR, rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The given rows as [n, width] (indices, values, mask), keeping each row's first `width` entries."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = csr.indptr[rows]
+    lengths = np.minimum(csr.indptr[rows + 1] - starts, width)
+    total = int(lengths.sum())
+    out_row = np.repeat(np.arange(len(rows)), lengths)
+    out_col = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    src = np.repeat(starts, lengths) + out_col
+    idx = np.zeros((len(rows), width), dtype=np.int32)
+    val = np.zeros((len(rows), width), dtype=np.float32)
+    mask = np.zeros((len(rows), width), dtype=bool)
+    idx[out_row, out_col] = csr.indices[src]
+    val[out_row, out_col] = csr.values[src]
+    mask[out_row, out_col] = True
+    return idx, val, mask
+
+
+class Batcher:
+    """Turns rows of a Split into fixed-shape batches."""
+
+    def __init__(self, split: Split, max_features: int, max_labels: int):
+        self.split = split
+        self.dense = split.dense is not None
+        labels = split.labels
+        self.label_width = max(1, max_labels or int(labels.row_lengths().max(initial=0)))
+        self.label_truncation = truncation(labels, self.label_width)
+        self.features = None
+        if not self.dense:
+            feats = split.features
+            self.feature_width = max(1, max_features or int(feats.row_lengths().max(initial=0)))
+            self.feature_truncation = truncation(feats, self.feature_width)
+            self.features = order_rows_by_value(feats) if self.feature_truncation.rows else feats
+
+    def __call__(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        batch: dict[str, np.ndarray] = {}
+        if self.dense:
+            batch["x"] = np.asarray(self.split.dense[rows], dtype=np.float32)
+        else:
+            batch["feat_idx"], batch["feat_val"], _ = pad_rows(self.features, rows, self.feature_width)
+        batch["label_idx"], _, batch["label_mask"] = pad_rows(self.split.labels, rows, self.label_width)
+        return batch
+
+    def truncation_report(self) -> dict[str, dict[str, int]]:
+        report = {"labels": dataclasses.asdict(self.label_truncation)}
+        if not self.dense:
+            report["features"] = dataclasses.asdict(self.feature_truncation)
+        return report
+
+
+class EpochIterator:
+    """Shuffled training batches; the batch of step s depends only on (seed, s).
+
+    Each epoch is a fresh permutation drawn from (seed, epoch). An epoch has N // B steps (the
+    remainder of a permutation is skipped; the next epoch reshuffles, so every point is seen).
+    Restarting at step s therefore yields exactly the batches an uninterrupted run would.
+    """
+
+    def __init__(self, batcher: Batcher, batch_size: int, seed: int):
+        self.batcher = batcher
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_points = batcher.split.num_points
+        self.steps_per_epoch = max(1, self.num_points // batch_size)
+        self._epoch, self._perm = -1, np.empty(0, dtype=np.int64)
+
+    def rows_for_step(self, step: int) -> np.ndarray:
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            perm = rng.permutation(self.num_points)
+            # A data set smaller than one batch is cycled to fill it.
+            self._epoch, self._perm = epoch, np.resize(perm, max(len(perm), self.batch_size))
+        return self._perm[pos * self.batch_size : (pos + 1) * self.batch_size]
+
+    def iterate(self, start_step: int, end_step: int) -> Iterator[dict[str, np.ndarray]]:
+        for step in range(start_step, end_step):
+            yield self.batcher(self.rows_for_step(step))
+
+
+def eval_batches(batcher: Batcher, batch_size: int) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+    """All points in order, in batches of `batch_size` (the last one padded); yields (batch, valid)."""
+    n = batcher.split.num_points
+    for start in range(0, n, batch_size):
+        rows = np.arange(start, min(start + batch_size, n))
+        valid = len(rows)
+        rows = np.concatenate([rows, np.zeros(batch_size - valid, dtype=rows.dtype)])
+        yield batcher(rows), valid

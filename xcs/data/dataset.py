@@ -1,0 +1,111 @@
+"""A data set in memory: train and test splits of (features, labels), from any source."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import ml_collections
+import numpy as np
+
+from xcs.data.sparse import CSR
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split: labels plus either sparse features (CSR) or dense features [N, d]."""
+
+    labels: CSR
+    features: CSR | None = None
+    dense: np.ndarray | None = None
+
+    @property
+    def num_points(self) -> int:
+        return self.labels.num_rows
+
+    def take(self, rows: np.ndarray) -> Split:
+        return Split(
+            labels=self.labels.take(rows),
+            features=None if self.features is None else self.features.take(rows),
+            dense=None if self.dense is None else np.asarray(self.dense[rows]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    name: str
+    train: Split
+    test: Split
+    num_features: int  # feature vocabulary (sparse) or dimension (dense)
+    num_labels: int
+    location: str  # where it came from, for results.json
+
+    @property
+    def dense(self) -> bool:
+        return self.train.dense is not None
+
+    def stats(self) -> dict[str, float | int]:
+        out: dict[str, float | int] = dict(num_features=self.num_features, num_labels=self.num_labels)
+        for name, split in (("train", self.train), ("test", self.test)):
+            lab = split.labels.row_lengths()
+            out[f"{name}_points"] = split.num_points
+            out[f"{name}_labels_per_point"] = round(float(lab.mean()), 3) if len(lab) else 0.0
+            out[f"{name}_points_without_labels"] = int((lab == 0).sum())
+            if split.features is not None:
+                out[f"{name}_points_without_features"] = int((split.features.row_lengths() == 0).sum())
+        return out
+
+
+def data_dir(config: ml_collections.ConfigDict) -> str:
+    """The directory of an on-disk data set: data.dir, else $XCS_DATA_DIR/<data.name>."""
+    return config.dir or os.path.join(os.environ.get("XCS_DATA_DIR", "data"), config.name)
+
+
+def _split(pair: tuple[CSR | np.ndarray, CSR]) -> Split:
+    features, labels = pair
+    if isinstance(features, np.ndarray):
+        return Split(labels=labels, dense=features)
+    return Split(labels=labels, features=features)
+
+
+def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
+    """Loads `config` (the `config.data` section); holds out a validation part of train if asked."""
+    if config.source == "synthetic":
+        from xcs.data import synthetic
+
+        spec = synthetic.SyntheticSpec(**config.synthetic.to_dict())
+        train, test = (_split(synthetic.generate_split(spec, s)) for s in ("train", "test"))
+        location = f"synthetic {spec}"
+    elif config.source in ("xmc_repo", "tfds"):
+        directory = data_dir(config)
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(
+                f"data set {config.name!r}: directory {directory!r} does not exist "
+                f"(set XCS_DATA_DIR or --config.data.dir)")
+        if config.source == "xmc_repo":
+            from xcs.data import xmc_repo
+
+            train, test = (_split(xmc_repo.load_split(directory, s, cache=config.cache)) for s in ("train", "test"))
+        else:
+            from xcs.data import tfds_builder
+
+            tfds_dir = os.path.join(directory, "tfds")
+            train, test = (_split(tfds_builder.load_tfds_split(tfds_dir, directory, s)) for s in ("train", "test"))
+        location = os.path.abspath(directory)
+    else:
+        raise ValueError(f"config.data.source={config.source!r}: expected synthetic, xmc_repo or tfds")
+
+    num_labels = max(train.labels.num_cols, test.labels.num_cols)
+    if train.dense is not None:
+        num_features = train.dense.shape[1]
+        if test.dense is None or test.dense.shape[1] != num_features:
+            raise ValueError(f"{location}: train and test feature dimensions differ")
+    else:
+        num_features = max(train.features.num_cols, test.features.num_cols)
+
+    if config.validation_fraction > 0:
+        # Tuning happens on a held-out part of train; the test split is not looked at.
+        perm = np.random.default_rng([seed, 7]).permutation(train.num_points)
+        n_val = max(1, int(round(config.validation_fraction * train.num_points)))
+        train, test = train.take(np.sort(perm[n_val:])), train.take(np.sort(perm[:n_val]))
+    return Dataset(config.name, train, test, num_features, num_labels, location)

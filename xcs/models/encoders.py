@@ -1,0 +1,90 @@
+"""Encoders: map a batch to embeddings h [B, d]."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import ml_collections
+import jax.numpy as jnp
+
+
+class ResidualStack(nn.Module):
+    """Normalisation, then `layers` pre-norm residual MLP blocks of the same width."""
+
+    width: int
+    layers: int
+    dropout: float
+    normalize: str
+
+    @nn.compact
+    def __call__(self, h: jax.Array, train: bool) -> jax.Array:
+        if self.normalize == "layernorm":
+            h = nn.LayerNorm(name="norm")(h)
+        elif self.normalize == "l2":
+            h = h / (jnp.linalg.norm(h, axis=-1, keepdims=True) + 1e-6)
+        elif self.normalize != "none":
+            raise ValueError(f"config.model.encoder.normalize={self.normalize!r}: expected none, layernorm or l2")
+        for i in range(self.layers):
+            y = nn.LayerNorm(name=f"block{i}_norm")(h)
+            y = nn.gelu(nn.Dense(self.width, name=f"block{i}_in")(y))
+            y = nn.Dropout(self.dropout, deterministic=not train)(y)
+            h = h + nn.Dense(self.width, name=f"block{i}_out")(y)
+        return nn.Dropout(self.dropout, deterministic=not train)(h)
+
+
+class BagEncoder(nn.Module):
+    """tf-idf weighted sum of feature embeddings over feat_idx, then a residual MLP.
+
+    The gather is [B, F_max, d] (features per point, not the vocabulary), and its gradient is a
+    scatter-add into the embedding table.
+    """
+
+    num_features: int
+    width: int
+    mlp_layers: int
+    dropout: float
+    input_dropout: float
+    normalize: str
+
+    @nn.compact
+    def __call__(self, batch: dict[str, jax.Array], train: bool) -> jax.Array:
+        idx, val = batch["feat_idx"], batch["feat_val"]
+        if train and self.input_dropout > 0:
+            keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.input_dropout, val.shape)
+            val = jnp.where(keep, val / (1.0 - self.input_dropout), 0.0)
+        table = self.param(
+            "embedding", nn.initializers.normal(stddev=1.0), (self.num_features, self.width), jnp.float32
+        )
+        h = jnp.einsum("bf,bfd->bd", val, jnp.take(table, idx, axis=0))
+        return ResidualStack(self.width, self.mlp_layers, self.dropout, self.normalize, name="mlp")(h, train)
+
+
+class DenseEncoder(nn.Module):
+    """A linear projection of dense features x, then a residual MLP."""
+
+    num_features: int
+    width: int
+    mlp_layers: int
+    dropout: float
+    input_dropout: float
+    normalize: str
+
+    @nn.compact
+    def __call__(self, batch: dict[str, jax.Array], train: bool) -> jax.Array:
+        x = nn.Dropout(self.input_dropout, deterministic=not train)(batch["x"])
+        h = nn.Dense(self.width, name="project")(x)
+        return ResidualStack(self.width, self.mlp_layers, self.dropout, self.normalize, name="mlp")(h, train)
+
+
+def make_encoder(cls: type[nn.Module], config: ml_collections.ConfigDict, num_features: int) -> nn.Module:
+    enc = config.model.encoder
+    return cls(num_features=num_features, width=enc.width, mlp_layers=enc.mlp_layers, dropout=enc.dropout,
+               input_dropout=enc.input_dropout, normalize=enc.normalize)
+
+
+def make_bag_encoder(config: ml_collections.ConfigDict, num_features: int) -> BagEncoder:
+    return make_encoder(BagEncoder, config, num_features)
+
+
+def make_dense_encoder(config: ml_collections.ConfigDict, num_features: int) -> DenseEncoder:
+    return make_encoder(DenseEncoder, config, num_features)

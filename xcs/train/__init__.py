@@ -1,0 +1,1 @@
+"""Training: the loop, the train state and its jitted functions."""

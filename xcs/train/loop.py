@@ -1,0 +1,179 @@
+"""train_and_evaluate: the one training loop. It owns time (steps, logging, checkpoints, eval)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import ml_collections
+from absl import logging
+
+from xcs.data.batching import Batcher, EpochIterator
+from xcs.data.dataset import Dataset, load_dataset
+from xcs.losses import get_loss
+from xcs.metrics import inverse_propensity
+from xcs.models import build_model
+from xcs.system import machine_info, peak_rss_mb
+from xcs.train.checkpoint import Checkpointer
+from xcs.train.evaluate import evaluate
+from xcs.train.optim import make_optimizer
+from xcs.train.state import create_state, make_predict, make_train_step
+from xcs.train.writers import MetricWriter, Progress
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss or gradient; the last good checkpoint is kept."""
+
+
+def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+    if config.train.steps > 0:
+        return config.train.steps
+    return max(1, math.ceil(config.train.epochs * steps_per_epoch))
+
+
+def _write_json(path: str, obj: Any) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _check_finite(step: int, metrics: dict[str, float], checkpoint_step: int | None) -> None:
+    bad = [k for k in ("loss", "grad_norm") if not math.isfinite(metrics[k])]
+    if bad:
+        kept = "no checkpoint was written" if checkpoint_step is None else f"last good checkpoint: step {checkpoint_step}"
+        raise NonFiniteLossError(
+            f"non-finite {' and '.join(bad)} at step {step} ({', '.join(f'{k}={metrics[k]}' for k in bad)}); "
+            f"stopping ({kept})")
+
+
+def _to_float(metrics: dict[str, jax.Array]) -> dict[str, float]:
+    return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains the model of `config`, evaluates it on the test split, and writes the run into `workdir`.
+
+    Resumes from the latest checkpoint in `workdir/checkpoints` if there is one; the resumed run
+    ends with the same parameters and metrics as an uninterrupted one. Returns results.json's dict.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    t_start = time.perf_counter()
+
+    data: Dataset = load_dataset(config.data, config.seed)
+    train_batcher = Batcher(data.train, config.data.max_features, config.data.max_labels)
+    test_batcher = Batcher(data.test, config.data.max_features, 0)
+    iterator = EpochIterator(train_batcher, config.train.batch_size, config.seed)
+    steps = total_steps(config, iterator.steps_per_epoch)
+    truncation = {"train": train_batcher.truncation_report(), "test": test_batcher.truncation_report()}
+    logging.info("data %s: %s", data.name, data.stats())
+    for split, report in truncation.items():
+        for kind, t in report.items():
+            if t["rows"]:
+                logging.warning("%s: %d points have more than %d %s; %d entries truncated",
+                                split, t["rows"], t["width"], kind, t["entries"])
+
+    model = build_model(config, data.num_features, data.num_labels)
+    loss_fn = get_loss(config.loss.name)
+    tx, schedules = make_optimizer(config, steps)
+    key = jax.random.PRNGKey(config.seed)
+    init_key, step_key = jax.random.split(key)
+    state = create_state(model, tx, iterator.batcher(iterator.rows_for_step(0)), loss_fn, init_key)
+    num_params = sum(x.size for x in jax.tree.leaves(state.params))
+
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
+    start = checkpointer.latest_step() or 0
+    if start:
+        state = checkpointer.restore(start, state)
+        logging.info("resumed from checkpoint at step %d of %d", start, steps)
+    last_good = start or None
+    train_step = make_train_step(model, tx, loss_fn, schedules)
+    predict = make_predict(model, max(config.eval.top_k, config.eval.predict_k))
+    inv_ps = inverse_propensity(data.train.labels, config.eval.propensity_a, config.eval.propensity_b)
+
+    writer = MetricWriter(workdir)
+    progress = Progress(steps, start, config.train.progress, config.train.log_every)
+    train_seconds = 0.0
+    interval_t0, interval_steps = time.perf_counter(), 0
+    previous: tuple[int, dict[str, jax.Array]] | None = None
+    try:
+        for step, batch in enumerate(iterator.iterate(start, steps), start=start + 1):
+            state, metrics = train_step(state, batch, step_key)
+            interval_steps += 1
+            # Check the previous step's loss while this one runs, so the host never stalls the device.
+            if previous is not None:
+                _check_finite(previous[0], _to_float(previous[1]), last_good)
+            previous = (step, metrics)
+            logged = step % config.train.log_every == 0 or step == steps
+            checkpoint = step % config.train.checkpoint_every == 0 or step == steps
+            evaluate_now = config.train.eval_every > 0 and step % config.train.eval_every == 0 and step != steps
+            if logged or checkpoint or evaluate_now:
+                values = _to_float(metrics)
+                _check_finite(step, values, last_good)
+                elapsed = time.perf_counter() - interval_t0
+                train_seconds += elapsed
+                if logged:
+                    values["steps_per_s"] = interval_steps / elapsed if elapsed > 0 else 0.0
+                    writer.write(step, values)
+                progress.update(step, values["loss"])
+                if checkpoint:
+                    checkpointer.save(step, state)
+                    last_good = step
+                if evaluate_now:
+                    scores = evaluate(predict, state.params, test_batcher, config.eval.batch_size,
+                                      config.eval.top_k, inv_ps)
+                    writer.write(step, {f"eval/{k}": v for k, v in scores.items()})
+                interval_t0, interval_steps = time.perf_counter(), 0
+            else:
+                progress.update(step, None)
+        if previous is not None:
+            _check_finite(previous[0], _to_float(previous[1]), last_good)
+    finally:
+        progress.close()
+        writer.close()
+        checkpointer.close()
+
+    t_eval = time.perf_counter()
+    predictions_path = os.path.join(workdir, "predictions.txt") if config.eval.write_predictions else None
+    test_metrics = evaluate(predict, state.params, test_batcher, config.eval.batch_size, config.eval.top_k,
+                            inv_ps, predictions_path)
+    eval_seconds = time.perf_counter() - t_eval
+    results = {
+        "test": test_metrics,
+        "evaluated_on": "validation" if config.data.validation_fraction > 0 else "test",
+        "steps": steps,
+        "resumed_from_step": start,
+        "epochs": steps / iterator.steps_per_epoch,
+        "num_params": int(num_params),
+        "train_seconds": train_seconds,
+        "seconds_per_epoch": train_seconds / max((steps - start) / iterator.steps_per_epoch, 1e-9),
+        "eval_seconds": eval_seconds,
+        "total_seconds": time.perf_counter() - t_start,
+        "peak_rss_mb": peak_rss_mb(),
+        "data": {"name": data.name, "location": data.location, **data.stats()},
+        "truncation": truncation,
+        "machine": machine_info(),
+        "workdir": os.path.abspath(workdir),
+    }
+    _write_json(os.path.join(workdir, "results.json"), results)
+    return results
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """The console summary of a run: the headline metrics, time and memory."""
+    t = results["test"]
+    cols = [("P@1", t["P@1"]), ("P@3", t["P@3"]), ("P@5", t["P@5"]), ("nDCG@5", t["nDCG@5"]),
+            ("PSP@5", t["PSP@5"]), ("train s", results["train_seconds"]), ("peak MB", results["peak_rss_mb"])]
+    head = "| " + " | ".join(name for name, _ in cols) + " |"
+    rule = "|" + "|".join("---" for _ in cols) + "|"
+    row = "| " + " | ".join(f"{v:.2f}" if i < 5 else f"{v:.1f}" for i, (_, v) in enumerate(cols)) + " |"
+    return "\n".join([head, rule, row])
+
+
+__all__ = ["train_and_evaluate", "results_table", "NonFiniteLossError"]

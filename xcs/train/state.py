@@ -1,0 +1,64 @@
+"""The train state pytree and the jitted functions over it: init, train step, top-k prediction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from xcs.losses import LossFn
+from xcs.models import XMCModel
+
+Batch = dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array  # int32 scalar: optimizer steps taken
+    params: Any
+    opt_state: Any
+
+
+def create_state(model: XMCModel, tx: optax.GradientTransformation, example: Batch, loss_fn: LossFn,
+                 key: jax.Array) -> TrainState:
+    """Initial parameters and optimizer state (jitted, so nothing is built twice)."""
+
+    def init(key, example):
+        params_key, dropout_key = jax.random.split(key)
+        variables = model.init({"params": params_key, "dropout": dropout_key}, example, loss_fn, False,
+                               method=XMCModel.loss)
+        params = variables["params"]
+        return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+
+    return jax.jit(init)(key, example)
+
+
+def make_train_step(model: XMCModel, tx: optax.GradientTransformation, loss_fn: LossFn,
+                    schedules: dict[str, optax.Schedule]) -> Callable[[TrainState, Batch, jax.Array], Any]:
+    """A jitted `(state, batch, key) -> (state, metrics)`; the input state is donated."""
+
+    def train_step(state: TrainState, batch: Batch, key: jax.Array):
+        dropout_key = jax.random.fold_in(key, state.step)
+
+        def objective(params):
+            per_point = model.apply({"params": params}, batch, loss_fn, True, method=XMCModel.loss,
+                                    rngs={"dropout": dropout_key})
+            return per_point.mean()
+
+        loss, grads = jax.value_and_grad(objective)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        metrics.update({f"lr_{part}": schedule(state.step) for part, schedule in schedules.items()})
+        return TrainState(state.step + 1, params, opt_state), metrics
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
+def make_predict(model: XMCModel, k: int) -> Callable[[Any, Batch], tuple[jax.Array, jax.Array]]:
+    """A jitted `(params, batch) -> (scores [B, k], label ids [B, k])`."""
+    return jax.jit(lambda params, batch: model.apply({"params": params}, batch, k, method=XMCModel.topk))

@@ -1,0 +1,65 @@
+"""Where a run reports: metrics.jsonl, TensorBoard events (tensorboardX, no TensorFlow), the console."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from absl import logging
+
+
+class MetricWriter:
+    """One JSON line per logged step in metrics.jsonl, and the same scalars as TensorBoard events."""
+
+    def __init__(self, workdir: str):
+        from tensorboardX import SummaryWriter
+
+        self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+        self.tb = SummaryWriter(logdir=os.path.join(workdir, "tensorboard"))
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        self.jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
+        self.jsonl.flush()
+        for name, value in scalars.items():
+            self.tb.add_scalar(name, value, step)
+
+    def close(self) -> None:
+        self.jsonl.close()
+        self.tb.close()
+
+
+class Progress:
+    """A one-line progress bar with steps/s and ETA on a terminal; plain log lines otherwise."""
+
+    def __init__(self, total: int, start: int, mode: str, every: int):
+        if mode not in ("auto", "bar", "lines", "none"):
+            raise ValueError(f"config.train.progress={mode!r}: expected auto, bar, lines or none")
+        self.mode = ("bar" if sys.stderr.isatty() else "lines") if mode == "auto" else mode
+        self.total, self.start, self.every = total, start, max(every, 1)
+        self.t0 = time.perf_counter()
+        self.last_len = 0
+
+    def update(self, step: int, loss: float | None) -> None:
+        if self.mode == "none" or (self.mode == "lines" and step % self.every and step != self.total):
+            return
+        done = step - self.start
+        elapsed = time.perf_counter() - self.t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - step) / rate if rate > 0 else float("nan")
+        loss_text = "" if loss is None else f" loss {loss:.4f}"
+        text = f"step {step}/{self.total}{loss_text} {rate:.1f} steps/s ETA {eta:.0f}s"
+        if self.mode == "lines":
+            logging.info("%s", text)
+            return
+        width = 30
+        filled = int(width * step / max(self.total, 1))
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {text}"
+        sys.stderr.write("\r" + line.ljust(self.last_len))
+        sys.stderr.flush()
+        self.last_len = len(line)
+
+    def close(self) -> None:
+        if self.mode == "bar":
+            sys.stderr.write("\n")
