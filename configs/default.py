@@ -32,10 +32,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict()
     config.data.source = "synthetic"  # synthetic | xmc_repo (XC-format files) | tfds (XC files via the TFDS builder)
     config.data.name = "synthetic"  # directory name under $XCS_DATA_DIR for xmc_repo/tfds sources
-    config.data.dir = ""  # explicit data directory; empty means $XCS_DATA_DIR/<name> (XCS_DATA_DIR defaults to ./data)
+    config.data.dir = ""  # data directory; empty = $XCS_DATA_DIR/<name> (XCS_DATA_DIR default ./data)
     config.data.cache = True  # cache parsed text files as .npz beside the source
-    config.data.validation_fraction = 0.0  # >0: hold out this share of train and evaluate on it instead of test (for tuning)
-    config.data.max_features = 0  # features kept per point (fixed batch width); 0 = longest row; longer rows are truncated and counted
+    config.data.validation_fraction = 0.0  # >0: hold out this share of train, evaluate on it (tuning)
+    config.data.max_features = 0  # batch width in features; 0 = longest row; longer rows truncated, counted
     config.data.max_labels = 0  # labels kept per point in training batches; 0 = longest row; truncation is counted
     config.data.synthetic = ml_collections.ConfigDict(
         dict(  # fields of xcs.data.synthetic.SyntheticSpec

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
-import ml_collections
 import jax.numpy as jnp
+import ml_collections
 
 
 class ResidualStack(nn.Module):

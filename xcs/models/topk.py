@@ -36,7 +36,7 @@ def chunked_topk(
         s = score_chunk(start, chunk)
         ids = start + jnp.arange(chunk, dtype=jnp.int32)
         s = jnp.where(ids[None, :] >= nominal, s, -jnp.inf)
-        cs, ci = jax.lax.top_k(s, k_eff)
+        cs, ci = jax.lax.top_k(s, min(k_eff, chunk))
         all_s = jnp.concatenate([best_s, cs], axis=1)
         all_i = jnp.concatenate([best_i, ids[ci]], axis=1)
         top_s, pos = jax.lax.top_k(all_s, k_eff)

@@ -46,7 +46,7 @@ def _write_json(path: str, obj: Any) -> None:
 def _check_finite(step: int, metrics: dict[str, float], checkpoint_step: int | None) -> None:
     bad = [k for k in ("loss", "grad_norm") if not math.isfinite(metrics[k])]
     if bad:
-        kept = "no checkpoint was written" if checkpoint_step is None else f"last good checkpoint: step {checkpoint_step}"
+        kept = f"last good checkpoint: step {checkpoint_step}" if checkpoint_step else "no checkpoint was written"
         raise NonFiniteLossError(
             f"non-finite {' and '.join(bad)} at step {step} ({', '.join(f'{k}={metrics[k]}' for k in bad)}); "
             f"stopping ({kept})")

@@ -52,7 +52,7 @@ def make_train_step(model: XMCModel, tx: optax.GradientTransformation, loss_fn: 
         loss, grads = jax.value_and_grad(objective)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
         metrics.update({f"lr_{part}": schedule(state.step) for part, schedule in schedules.items()})
         return TrainState(state.step + 1, params, opt_state), metrics
 

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Creates .venv (if missing) and installs the requirements: the set-up step of both README commands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r "${1:-requirements.txt}"
