@@ -52,7 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
             cluster_affinity=0.7,  # chance that a further label of a point comes from its first label's topic
             zipf_exponent=1.0,  # label prior p(rank r) ~ (r + 1)^-zipf_exponent
             noise_features=8.0,  # mean number of noise features per point
-            difficulty=0.3,  # 0..1: drop rate of signature features and rate of confusers
+            difficulty=0.5,  # 0..1: drop rate of signature features and rate of confusers
             seed=0,  # the data's own seed (independent of config.seed, so seeds vary the model only)
         )
     )

@@ -1,0 +1,88 @@
+"""One train step (forward + backward + optimizer) of an output head on fixed features.
+
+  python -m experiments.benchmarks.heads --heads dense --labels 10000,100000,670000 \
+      --dim 256 --batch 256 --out heads.json
+
+Each head comes from the model registry (xcs.models.HEADS) with the default config, the softmax
+loss over 4 random positives per point, and Adam; the step is jitted with the state donated, as
+in training. Rows: head, labels, dim, batch, step_ms, peak_rss_mb, state_mb (head parameters +
+optimizer state).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from configs import default
+from experiments.benchmarks.common import median_ms, peak_rss_mb, reset_peak_rss, tree_mb, write_report
+from xcs.losses import get_loss
+from xcs.models import HEADS
+
+
+def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, positives: int = 4) -> dict:
+    config = default.get_config()
+    config.model.head.name = head_name
+    config.model.encoder.width = dim
+    head = HEADS[head_name](config, dim, labels)
+    loss_fn = get_loss("softmax")
+    rng = np.random.default_rng(0)
+    h = jnp.asarray(rng.normal(size=(batch, dim)), jnp.float32)
+    label_idx = jnp.asarray(rng.integers(0, labels, (batch, positives)), jnp.int32)
+    label_mask = jnp.ones((batch, positives), bool)
+    tx = optax.adam(1e-3)
+    reset_peak_rss()
+    params = jax.jit(lambda k: head.init(k, h, label_idx, label_mask, loss_fn, method="loss"))(
+        jax.random.PRNGKey(0))["params"]
+    state = (params, tx.init(params))
+    state_mb = tree_mb(state)
+
+    def step(state, h, label_idx, label_mask):
+        params, opt_state = state
+
+        def objective(p):
+            return head.apply({"params": p}, h, label_idx, label_mask, loss_fn, method="loss").mean()
+
+        loss, grads = jax.value_and_grad(objective)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    step = jax.jit(step, donate_argnums=0)
+    del params
+
+    def run():
+        nonlocal state
+        state, loss = step(state, h, label_idx, label_mask)
+        jax.block_until_ready(loss)
+
+    ms = median_ms(run, repeats)
+    row = dict(head=head_name, labels=labels, dim=dim, batch=batch, step_ms=ms, peak_rss_mb=peak_rss_mb(),
+               state_mb=state_mb)
+    state = None
+    gc.collect()
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--heads", default="dense", help="comma-separated names from xcs.models.HEADS")
+    parser.add_argument("--labels", default="10000,100000,670000")
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for tests (under a minute)")
+    parser.add_argument("--out", default=None, help="JSON output file")
+    args = parser.parse_args()
+    labels = [1000, 5000] if args.quick else [int(x) for x in args.labels.split(",")]
+    dim, batch, repeats = (32, 32, 2) if args.quick else (args.dim, args.batch, args.repeats)
+    rows = [measure(name, n, dim, batch, repeats) for n in labels for name in args.heads.split(",")]
+    write_report(rows, args.out)
+
+
+if __name__ == "__main__":
+    main()
