@@ -12,7 +12,7 @@ from xcs.data.batching import Batcher, eval_batches
 from xcs.metrics import RankingMetrics
 
 
-def evaluate(predict: Callable[[Any, dict], tuple[jax.Array, jax.Array]], params: Any, batcher: Batcher,
+def evaluate(predict: Callable[[Any, dict], tuple[jax.Array, jax.Array]], variables: Any, batcher: Batcher,
              batch_size: int, metrics_k: int, inv_ps: np.ndarray,
              predictions_path: str | None = None) -> dict[str, float]:
     """Metrics at 1..metrics_k of the top-k predictions of every point of `batcher`'s split.
@@ -30,7 +30,7 @@ def evaluate(predict: Callable[[Any, dict], tuple[jax.Array, jax.Array]], params
         pending = None
         # One batch in flight while the previous one is scored on the host.
         for batch, valid in eval_batches(batcher, batch_size):
-            result = (predict(params, batch), start, valid)
+            result = (predict(variables, batch), start, valid)
             if pending is not None:
                 _consume(pending, split, metrics, out)
             pending = result

@@ -18,10 +18,11 @@ from xcs.losses import get_loss
 from xcs.metrics import inverse_propensity
 from xcs.models import build_model
 from xcs.system import machine_info, peak_rss_mb
+from xcs.train.actions import periodic_actions
 from xcs.train.checkpoint import Checkpointer
 from xcs.train.evaluate import evaluate
 from xcs.train.optim import make_optimizer
-from xcs.train.state import create_state, make_predict, make_train_step
+from xcs.train.state import create_state, make_predict, make_train_step, variables
 from xcs.train.writers import MetricWriter, Progress
 
 
@@ -94,6 +95,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         logging.info("resumed from checkpoint at step %d of %d", start, steps)
     last_good = start or None
     train_step = make_train_step(model, tx, loss_fn, schedules)
+    actions = periodic_actions(config, model, steps)
     predict = make_predict(model, max(config.eval.top_k, config.eval.predict_k))
     inv_ps = inverse_propensity(data.train.labels, config.eval.propensity_a, config.eval.propensity_b)
 
@@ -105,6 +107,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     try:
         for step, batch in enumerate(iterator.iterate(start, steps), start=start + 1):
             state, metrics = train_step(state, batch, step_key)
+            for action in actions:
+                if action.due(step):
+                    state = action.run(state, batch, step_key)
             interval_steps += 1
             # Check the previous step's loss while this one runs, so the host never stalls the device.
             if previous is not None:
@@ -126,7 +131,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     checkpointer.save(step, state)
                     last_good = step
                 if evaluate_now:
-                    scores = evaluate(predict, state.params, test_batcher, config.eval.batch_size,
+                    scores = evaluate(predict, variables(state), test_batcher, config.eval.batch_size,
                                       config.eval.top_k, inv_ps)
                     writer.write(step, {f"eval/{k}": v for k, v in scores.items()})
                 interval_t0, interval_steps = time.perf_counter(), 0
@@ -141,7 +146,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     t_eval = time.perf_counter()
     predictions_path = os.path.join(workdir, "predictions.txt") if config.eval.write_predictions else None
-    test_metrics = evaluate(predict, state.params, test_batcher, config.eval.batch_size, config.eval.top_k,
+    test_metrics = evaluate(predict, variables(state), test_batcher, config.eval.batch_size, config.eval.top_k,
                             inv_ps, predictions_path)
     eval_seconds = time.perf_counter() - t_eval
     results = {

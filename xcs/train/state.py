@@ -19,8 +19,16 @@ Batch = dict[str, jax.Array]
 @flax.struct.dataclass
 class TrainState:
     step: jax.Array  # int32 scalar: optimizer steps taken
-    params: Any
+    params: Any  # trainable parameters, updated by the optimizer
     opt_state: Any
+    # Non-trainable variable collections of the model (e.g. a sparse head's indices, LSH tables):
+    # read by every step, changed only by periodic actions (xcs.train.actions).
+    model_state: Any
+
+
+def variables(state: TrainState) -> dict[str, Any]:
+    """The Flax variables of the model in `state`: params plus the non-trainable collections."""
+    return {"params": state.params, **state.model_state}
 
 
 def create_state(model: XMCModel, tx: optax.GradientTransformation, example: Batch, loss_fn: LossFn,
@@ -31,8 +39,8 @@ def create_state(model: XMCModel, tx: optax.GradientTransformation, example: Bat
         params_key, dropout_key = jax.random.split(key)
         variables = model.init({"params": params_key, "dropout": dropout_key}, example, loss_fn, False,
                                method=XMCModel.loss)
-        params = variables["params"]
-        return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+        params = variables.pop("params")
+        return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), dict(variables))
 
     return jax.jit(init)(key, example)
 
@@ -45,8 +53,8 @@ def make_train_step(model: XMCModel, tx: optax.GradientTransformation, loss_fn: 
         dropout_key = jax.random.fold_in(key, state.step)
 
         def objective(params):
-            per_point = model.apply({"params": params}, batch, loss_fn, True, method=XMCModel.loss,
-                                    rngs={"dropout": dropout_key})
+            per_point = model.apply({"params": params, **state.model_state}, batch, loss_fn, True,
+                                    method=XMCModel.loss, rngs={"dropout": dropout_key})
             return per_point.mean()
 
         loss, grads = jax.value_and_grad(objective)(state.params)
@@ -54,11 +62,11 @@ def make_train_step(model: XMCModel, tx: optax.GradientTransformation, loss_fn: 
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
         metrics.update({f"lr_{part}": schedule(state.step) for part, schedule in schedules.items()})
-        return TrainState(state.step + 1, params, opt_state), metrics
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     return jax.jit(train_step, donate_argnums=0)
 
 
-def make_predict(model: XMCModel, k: int) -> Callable[[Any, Batch], tuple[jax.Array, jax.Array]]:
-    """A jitted `(params, batch) -> (scores [B, k], label ids [B, k])`."""
-    return jax.jit(lambda params, batch: model.apply({"params": params}, batch, k, method=XMCModel.topk))
+def make_predict(model: XMCModel, k: int) -> Callable[[dict, Batch], tuple[jax.Array, jax.Array]]:
+    """A jitted `(variables, batch) -> (scores [B, k], label ids [B, k])`."""
+    return jax.jit(lambda variables, batch: model.apply(variables, batch, k, method=XMCModel.topk))
