@@ -66,6 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
             dropout=0.0,  # dropout on the encoder output and inside MLP blocks (training only)
             input_dropout=0.0,  # share of input features dropped per point (training only)
             normalize="layernorm",  # none | layernorm | l2: normalisation of the embedding before the MLP
+            embedding_init_std=0.02,  # std of the bag encoder's feature embeddings at init
         )
     )
     config.model.head = ml_collections.ConfigDict(

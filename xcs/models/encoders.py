@@ -45,6 +45,9 @@ class BagEncoder(nn.Module):
     dropout: float
     input_dropout: float
     normalize: str
+    # Small on purpose: Adam moves each weight by ~lr per step, so a table initialised at unit
+    # scale barely leaves its random projection within a few epochs.
+    embedding_init_std: float = 0.02
 
     @nn.compact
     def __call__(self, batch: dict[str, jax.Array], train: bool) -> jax.Array:
@@ -53,7 +56,7 @@ class BagEncoder(nn.Module):
             keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.input_dropout, val.shape)
             val = jnp.where(keep, val / (1.0 - self.input_dropout), 0.0)
         table = self.param(
-            "embedding", nn.initializers.normal(stddev=1.0), (self.num_features, self.width), jnp.float32
+            "embedding", nn.initializers.normal(stddev=self.embedding_init_std), (self.num_features, self.width), jnp.float32
         )
         h = jnp.einsum("bf,bfd->bd", val, jnp.take(table, idx, axis=0))
         return ResidualStack(self.width, self.mlp_layers, self.dropout, self.normalize, name="mlp")(h, train)
@@ -76,15 +79,14 @@ class DenseEncoder(nn.Module):
         return ResidualStack(self.width, self.mlp_layers, self.dropout, self.normalize, name="mlp")(h, train)
 
 
-def make_encoder(cls: type[nn.Module], config: ml_collections.ConfigDict, num_features: int) -> nn.Module:
-    enc = config.model.encoder
-    return cls(num_features=num_features, width=enc.width, mlp_layers=enc.mlp_layers, dropout=enc.dropout,
-               input_dropout=enc.input_dropout, normalize=enc.normalize)
-
-
 def make_bag_encoder(config: ml_collections.ConfigDict, num_features: int) -> BagEncoder:
-    return make_encoder(BagEncoder, config, num_features)
+    enc = config.model.encoder
+    return BagEncoder(num_features=num_features, width=enc.width, mlp_layers=enc.mlp_layers, dropout=enc.dropout,
+                      input_dropout=enc.input_dropout, normalize=enc.normalize,
+                      embedding_init_std=enc.embedding_init_std)
 
 
 def make_dense_encoder(config: ml_collections.ConfigDict, num_features: int) -> DenseEncoder:
-    return make_encoder(DenseEncoder, config, num_features)
+    enc = config.model.encoder
+    return DenseEncoder(num_features=num_features, width=enc.width, mlp_layers=enc.mlp_layers, dropout=enc.dropout,
+                        input_dropout=enc.input_dropout, normalize=enc.normalize)
