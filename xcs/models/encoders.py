@@ -55,9 +55,8 @@ class BagEncoder(nn.Module):
         if train and self.input_dropout > 0:
             keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.input_dropout, val.shape)
             val = jnp.where(keep, val / (1.0 - self.input_dropout), 0.0)
-        table = self.param(
-            "embedding", nn.initializers.normal(stddev=self.embedding_init_std), (self.num_features, self.width), jnp.float32
-        )
+        init = nn.initializers.normal(stddev=self.embedding_init_std)
+        table = self.param("embedding", init, (self.num_features, self.width), jnp.float32)
         h = jnp.einsum("bf,bfd->bd", val, jnp.take(table, idx, axis=0))
         return ResidualStack(self.width, self.mlp_layers, self.dropout, self.normalize, name="mlp")(h, train)
 
