@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.seed = 0  # one seed for init, shuffling and dropout; runs are reproducible from it
 
     config.data = ml_collections.ConfigDict()
-    config.data.source = "synthetic"  # synthetic | xmc_repo (XC-format files) | tfds (XC files via the TFDS builder)
+    config.data.source = "synthetic"  # synthetic | xmc_repo (XC files) | tfds (XC files via TFDS) | region
     config.data.name = "synthetic"  # directory name under $XCS_DATA_DIR for xmc_repo/tfds sources
     config.data.dir = ""  # data directory; empty = $XCS_DATA_DIR/<name> (XCS_DATA_DIR default ./data)
     config.data.cache = True  # cache parsed text files as .npz beside the source
@@ -56,6 +56,17 @@ def get_config() -> ml_collections.ConfigDict:
             seed=0,  # the data's own seed (independent of config.seed, so seeds vary the model only)
         )
     )
+    config.data.region = ml_collections.ConfigDict(
+        dict(  # fields of xcs.data.region.RegionSpec (source=region: class = argmax x A_r, r = signs of x[:bits])
+            num_train=20000,  # training points
+            num_test=5000,  # test points
+            dim=32,  # dimension of the dense features x ~ N(0, I)
+            region_bits=6,  # the signs of x[:region_bits] pick one of 2^region_bits regions
+            num_classes=10,  # classes (one label per point, so P@1 is the accuracy)
+            label_noise=0.0,  # share of points with a uniformly random class
+            seed=0,  # the data's own seed
+        )
+    )
 
     config.model = ml_collections.ConfigDict()
     config.model.encoder = ml_collections.ConfigDict(
@@ -67,6 +78,17 @@ def get_config() -> ml_collections.ConfigDict:
             input_dropout=0.0,  # share of input features dropped per point (training only)
             normalize="layernorm",  # none | layernorm | l2: normalisation of the embedding before the MLP
             embedding_init_std=0.02,  # std of the bag encoder's feature embeddings at init
+        )
+    )
+    config.model.encoder.gated = ml_collections.ConfigDict(
+        dict(  # tree-gated conditional layer (xcs.models.conditional, Cho & Bengio 2014)
+            enabled=False,  # add the gated layer to the encoder
+            kind="tree",  # tree (2^(k+1)-1 blocks, k+1 used) | table (2^k, 1 used) | dense_flops | dense_params
+            position="residual",  # residual (h + G(LN h) after normalising) | input (dense encoder: G(x) as projection)
+            depth=4,  # k: gating bits (signs of k designated input units of the layer) per output block
+            block_size=0,  # output units per gated block, each with its own k gates and tree; 0 = whole width
+            gate_units="distinct",  # distinct (block o reads units o*k..o*k+k-1 mod d_in) | shared (all read 0..k-1)
+            gate_gradient="none",  # none (bits are constants; exact, paper) | straight_through (d bit/d unit = 1)
         )
     )
     config.model.head = ml_collections.ConfigDict(

@@ -76,6 +76,12 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
         spec = synthetic.SyntheticSpec(**config.synthetic.to_dict())
         train, test = (_split(synthetic.generate_split(spec, s)) for s in ("train", "test"))
         location = f"synthetic {spec}"
+    elif config.source == "region":
+        from xcs.data import region
+
+        spec = region.RegionSpec(**config.region.to_dict())
+        train, test = (_split(region.generate_split(spec, s)) for s in ("train", "test"))
+        location = f"region {spec}"
     elif config.source in ("xmc_repo", "tfds"):
         directory = data_dir(config)
         if not os.path.isdir(directory):
@@ -93,7 +99,7 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
             train, test = (_split(tfds_builder.load_tfds_split(tfds_dir, directory, s)) for s in ("train", "test"))
         location = os.path.abspath(directory)
     else:
-        raise ValueError(f"config.data.source={config.source!r}: expected synthetic, xmc_repo or tfds")
+        raise ValueError(f"config.data.source={config.source!r}: expected synthetic, xmc_repo, tfds or region")
 
     num_labels = max(train.labels.num_cols, test.labels.num_cols)
     if train.dense is not None:

@@ -7,14 +7,17 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from xcs.models.conditional import GatedSpec, gated_spec, make_gated_layer
+
 
 class ResidualStack(nn.Module):
-    """Normalisation, then `layers` pre-norm residual MLP blocks of the same width."""
+    """Normalisation, [a gated residual block,] then `layers` pre-norm residual MLP blocks of the same width."""
 
     width: int
     layers: int
     dropout: float
     normalize: str
+    gated: GatedSpec | None = None  # position=residual: h + G(LN h) right after the normalisation
 
     @nn.compact
     def __call__(self, h: jax.Array, train: bool) -> jax.Array:
@@ -24,6 +27,8 @@ class ResidualStack(nn.Module):
             h = h / (jnp.linalg.norm(h, axis=-1, keepdims=True) + 1e-6)
         elif self.normalize != "none":
             raise ValueError(f"config.model.encoder.normalize={self.normalize!r}: expected none, layernorm or l2")
+        if self.gated is not None:
+            h = h + make_gated_layer(self.gated, self.width, "gated")(nn.LayerNorm(name="gated_norm")(h), train)
         for i in range(self.layers):
             y = nn.LayerNorm(name=f"block{i}_norm")(h)
             y = nn.gelu(nn.Dense(self.width, name=f"block{i}_in")(y))
@@ -48,6 +53,7 @@ class BagEncoder(nn.Module):
     # Small on purpose: Adam moves each weight by ~lr per step, so a table initialised at unit
     # scale barely leaves its random projection within a few epochs.
     embedding_init_std: float = 0.02
+    gated: GatedSpec | None = None
 
     @nn.compact
     def __call__(self, batch: dict[str, jax.Array], train: bool) -> jax.Array:
@@ -58,7 +64,11 @@ class BagEncoder(nn.Module):
         init = nn.initializers.normal(stddev=self.embedding_init_std)
         table = self.param("embedding", init, (self.num_features, self.width), jnp.float32)
         h = jnp.einsum("bf,bfd->bd", val, jnp.take(table, idx, axis=0))
-        return ResidualStack(self.width, self.mlp_layers, self.dropout, self.normalize, name="mlp")(h, train)
+        if self.gated is not None and self.gated.position != "residual":
+            raise ValueError(f"config.model.encoder.gated.position={self.gated.position!r}: the bag encoder has no "
+                             "dense input layer to gate; use position=residual")
+        return ResidualStack(self.width, self.mlp_layers, self.dropout, self.normalize, self.gated,
+                             name="mlp")(h, train)
 
 
 class DenseEncoder(nn.Module):
@@ -70,22 +80,28 @@ class DenseEncoder(nn.Module):
     dropout: float
     input_dropout: float
     normalize: str
+    gated: GatedSpec | None = None
 
     @nn.compact
     def __call__(self, batch: dict[str, jax.Array], train: bool) -> jax.Array:
         x = nn.Dropout(self.input_dropout, deterministic=not train)(batch["x"])
+        if self.gated is not None and self.gated.position == "input":
+            # The gated layer is the projection; its gates are signs of designated units of x.
+            h = make_gated_layer(self.gated, self.width, "gated")(x, train)
+            return ResidualStack(self.width, self.mlp_layers, self.dropout, self.normalize, name="mlp")(h, train)
         h = nn.Dense(self.width, name="project")(x)
-        return ResidualStack(self.width, self.mlp_layers, self.dropout, self.normalize, name="mlp")(h, train)
+        return ResidualStack(self.width, self.mlp_layers, self.dropout, self.normalize, self.gated,
+                             name="mlp")(h, train)
 
 
 def make_bag_encoder(config: ml_collections.ConfigDict, num_features: int) -> BagEncoder:
     enc = config.model.encoder
     return BagEncoder(num_features=num_features, width=enc.width, mlp_layers=enc.mlp_layers, dropout=enc.dropout,
                       input_dropout=enc.input_dropout, normalize=enc.normalize,
-                      embedding_init_std=enc.embedding_init_std)
+                      embedding_init_std=enc.embedding_init_std, gated=gated_spec(config))
 
 
 def make_dense_encoder(config: ml_collections.ConfigDict, num_features: int) -> DenseEncoder:
     enc = config.model.encoder
     return DenseEncoder(num_features=num_features, width=enc.width, mlp_layers=enc.mlp_layers, dropout=enc.dropout,
-                        input_dropout=enc.input_dropout, normalize=enc.normalize)
+                        input_dropout=enc.input_dropout, normalize=enc.normalize, gated=gated_spec(config))

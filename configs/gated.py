@@ -1,0 +1,68 @@
+"""Tree-gated conditional computation (Cho & Bengio 2014) against dense layers, in an encoder.
+
+Variants (`--config=configs/gated.py:layer=tree,depth=6,smoke`):
+  data=region           the synthetic region task (default): dense x, the class is argmax x A_r
+                        with a different A_r in each of 2^region_bits regions (xcs.data.region);
+                        one label per point, so P@1 is the accuracy. The gated layer is the dense
+                        encoder's input projection, gated by the signs of x[:depth].
+  data=NAME             XC-format data in $XCS_DATA_DIR/NAME (e.g. wordnet_hypernyms): the
+                        bag-of-features encoder with the gated layer as a residual block after
+                        the embedding, in `depth`-bit blocks of 64 units each with its own gates.
+  layer=tree            prefix-tree gated layer: 2^(k+1) - 1 blocks stored, k + 1 used per example
+  layer=table           the naive one-block-per-bit-pattern layer: 2^k stored, 1 used
+  layer=dense_flops     a dense MLP with the tree layer's FLOPs per example
+  layer=dense_params    a dense MLP with the tree layer's parameters
+  depth=K               gating bits k
+  smoke                 a run that takes seconds (tests run it end to end)
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import default
+from xcs.config import parse_arg
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    variant = parse_arg(arg, {"data": "region", "layer": "tree", "depth": 6, "smoke": False})
+    config = default.get_config()
+    gated = config.model.encoder.gated
+    gated.enabled = True
+    gated.kind = variant.layer
+    gated.depth = variant.depth
+    if variant.data == "region":
+        config.data.source = "region"
+        config.data.name = "region"
+        config.model.encoder.name = "dense"
+        config.model.encoder.width = 64
+        gated.position = "input"
+        gated.gate_units = "shared"
+        config.train.epochs = 20.0
+        config.train.batch_size = 128
+        config.eval.write_predictions = False
+    else:
+        config.data.source = "xmc_repo"
+        config.data.name = variant.data
+        gated.position = "residual"
+        gated.block_size = 64
+    if variant.smoke:
+        _smoke(config)
+    return config
+
+
+def _smoke(config: ml_collections.ConfigDict) -> None:
+    r = config.data.region
+    r.num_train, r.num_test, r.dim, r.region_bits = 1000, 200, 8, 3
+    s = config.data.synthetic
+    s.num_train, s.num_test, s.num_features, s.num_labels, s.num_clusters = 1000, 200, 2000, 300, 20
+    config.model.encoder.width = 32
+    config.model.encoder.gated.depth = min(config.model.encoder.gated.depth, 3)
+    config.model.encoder.gated.block_size = 0
+    config.train.steps = 40
+    config.train.warmup_steps = 5
+    config.train.batch_size = 64
+    config.train.log_every = 10
+    config.train.checkpoint_every = 20
+    config.eval.batch_size = 128
+    config.model.head.label_chunk = 128

@@ -1,0 +1,169 @@
+"""Tree-gated layer (xcs.models.conditional) against the naive per-example sum of selected blocks."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from tests.conftest import ROOT
+from xcs.data import region
+from xcs.models import build_model
+from xcs.models.conditional import (
+    GatedDense,
+    GatedSpec,
+    gate_unit_ids,
+    layer_cost,
+    matched_hidden,
+    naive_gated,
+    path_nodes,
+)
+
+
+def random_layer(spec, d_in, d_out, batch, seed):
+    """The layer, random (non-zero) parameters and inputs; biases random so that they are checked too."""
+    layer = GatedDense(d_out, spec)
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.normal(size=(batch, d_in)), jnp.float32)
+    shapes = jax.eval_shape(layer.init, jax.random.PRNGKey(0), x)["params"]
+    params = {name: jnp.asarray(rng.normal(size=shapes[name].shape), jnp.float32) for name in ("kernel", "bias")}
+    return layer, params, x
+
+
+@pytest.mark.parametrize("kind", ["tree", "table"])
+@pytest.mark.parametrize("block_size,gate_units,train", [(0, "distinct", False), (4, "distinct", True),
+                                                          (4, "shared", False)])
+def test_gathered_equals_naive_sum_of_selected_blocks(kind, block_size, gate_units, train):
+    for seed, depth in ((0, 0), (2, 5)):
+        spec = GatedSpec(kind=kind, depth=depth, block_size=block_size, gate_units=gate_units,
+                         gate_gradient="straight_through" if train else "none")
+        layer, params, x = random_layer(spec, 13, 12, 9, seed)
+        got = layer.apply({"params": params}, x, train)
+        want = naive_gated(params["kernel"], params["bias"], x, spec)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+
+
+def test_all_negative_gates_use_exactly_the_root_path():
+    depth, d_in = 4, 7
+    spec = GatedSpec(kind="tree", depth=depth, gate_units="shared")
+    layer, params, x = random_layer(spec, d_in, 5, 3, 0)
+    x = x.at[:, :depth].set(-jnp.abs(x[:, :depth]) - 0.1)
+    got = layer.apply({"params": params}, x)
+    # Always the left child: nodes 0, 1, 3, 7, 15 = 2^j - 1.
+    root_path = [2**j - 1 for j in range(depth + 1)]
+    np.testing.assert_array_equal(np.asarray(path_nodes(jnp.zeros((1, depth), jnp.int32)))[0], root_path)
+    w = params["kernel"][np.array(root_path), 0].sum(0)
+    b = params["bias"][np.array(root_path), 0].sum(0)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(x @ w + b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 4, 7])
+def test_parameter_count_is_2_to_the_k_plus_1_minus_1_blocks(depth):
+    d_in, d_out, size = 8, 8, 4
+    layer, params, _ = random_layer(GatedSpec(kind="tree", depth=depth, block_size=size), d_in, d_out, 2, 0)
+    blocks = 2 ** (depth + 1) - 1
+    assert params["kernel"].shape == (blocks, d_out // size, d_in, size)
+    assert params["bias"].shape == (blocks, d_out // size, size)
+    assert layer_cost(GatedSpec(kind="tree", depth=depth), d_in, d_out)["params"] == params["kernel"].size
+    _, table, _ = random_layer(GatedSpec(kind="table", depth=depth), d_in, d_out, 2, 0)
+    assert table["kernel"].shape[0] == 2**depth
+
+
+@pytest.mark.parametrize("kind", ["tree", "table"])
+@pytest.mark.parametrize("gate_gradient", ["none", "straight_through"])
+def test_gradients_reach_only_the_blocks_on_each_examples_path(kind, gate_gradient):
+    depth, d_in, d_out, size = 3, 9, 6, 3
+    spec = GatedSpec(kind=kind, depth=depth, block_size=size, gate_gradient=gate_gradient)
+    layer, params, x = random_layer(spec, d_in, d_out, 1, 3)
+    units = gate_unit_ids(spec, d_in, d_out // size)
+    for i in range(4):
+        xi = jnp.asarray(np.random.default_rng(10 + i).normal(size=(1, d_in)), jnp.float32)
+        grads = jax.grad(lambda p, xi=xi: jnp.sum(jnp.sin(layer.apply({"params": p}, xi, True))))(params)
+        used = np.zeros(params["kernel"].shape[:2], bool)  # [blocks, out_blocks]
+        for o in range(d_out // size):
+            bits = [int(xi[0, u] > 0) for u in units[o]]
+            node, path = 0, [0]
+            for bit in bits:
+                node = 2 * node + 1 + bit
+                path.append(node)
+            for c in (path if kind == "tree" else [int("".join(map(str, bits)), 2)]):
+                used[c, o] = True
+        g_kernel = np.abs(np.asarray(grads["kernel"])).sum(axis=(2, 3))
+        g_bias = np.abs(np.asarray(grads["bias"])).sum(axis=2)
+        assert np.all(g_kernel[~used] == 0.0) and np.all(g_bias[~used] == 0.0)
+        assert np.all(g_kernel[used] > 0.0) and np.all(g_bias[used] > 0.0)
+
+
+def test_straight_through_gradient_of_a_gate_unit_is_the_sibling_difference():
+    depth, d_in, d_out = 2, 5, 4
+    spec = GatedSpec(kind="tree", depth=depth, gate_units="shared", gate_gradient="straight_through")
+    layer, params, x = random_layer(spec, d_in, d_out, 1, 5)
+    x = x.at[0, :depth].set(jnp.array([0.7, -0.4]))  # path 0 -> 2 -> 5
+    kernel, bias = params["kernel"][:, 0], params["bias"][:, 0]
+    dy = jnp.arange(1.0, d_out + 1.0)
+    gx = jax.grad(lambda x: layer.apply({"params": params}, x, True)[0] @ dy)(x)
+    gx_none = jax.grad(lambda x: layer.apply({"params": params}, x, False)[0] @ dy)(x)
+    w = kernel[np.array([0, 2, 5])].sum(0)
+    np.testing.assert_allclose(np.asarray(gx_none[0]), np.asarray(w @ dy), rtol=1e-5)
+    # Bit 0 chooses child 2 (set) over 1, bit 1 chooses 6 over 5 (unset) below node 2.
+    for j, (one, zero) in enumerate(((2, 1), (6, 5))):
+        st = (x[0] @ (kernel[one] - kernel[zero]) + bias[one] - bias[zero]) @ dy
+        np.testing.assert_allclose(float(gx[0, j] - gx_none[0, j]), float(st), rtol=1e-4)
+
+
+def test_spec_and_cost_errors_name_the_key():
+    with pytest.raises(ValueError, match="gated.kind"):
+        GatedSpec(kind="forest")
+    with pytest.raises(ValueError, match="block_size=5"):
+        GatedSpec(block_size=5).out_blocks(12)
+    with pytest.raises(ValueError, match="depth=4 needs 4"):
+        gate_unit_ids(GatedSpec(depth=4), 3, 1)
+    assert matched_hidden("dense_flops", 3, 8, 8) == 16  # 4 blocks of 8x8 = 2 * 16 * (8 + 8) / 2
+    assert layer_cost(GatedSpec(kind="dense_params", depth=2), 8, 8)["params"] == 7 * 64
+
+
+def test_bag_encoder_with_gated_residual_block_and_unchanged_when_off():
+    config = default.get_config()
+    config.model.encoder.width = 16
+    batch = {"feat_idx": jnp.array([[1, 2], [3, 0]]), "feat_val": jnp.array([[0.5, 0.5], [1.0, 0.0]])}
+    plain = build_model(config, 10, 7).encoder
+    names_off = set(jax.eval_shape(lambda: plain.init(jax.random.PRNGKey(0), batch, False))["params"]["mlp"])
+    assert not any("gated" in n for n in names_off)
+    config.model.encoder.gated.enabled = True
+    config.model.encoder.gated.block_size = 8
+    gated = build_model(config, 10, 7).encoder
+    params = jax.eval_shape(lambda: gated.init(jax.random.PRNGKey(0), batch, False))["params"]
+    assert params["mlp"]["gated"]["kernel"].shape == (31, 2, 16, 8)
+    assert jax.eval_shape(lambda p: gated.apply({"params": p}, batch, False), params).shape == (2, 16)
+    config.model.encoder.gated.position = "input"
+    with pytest.raises(ValueError, match="gated.position='input'"):
+        jax.eval_shape(lambda: build_model(config, 10, 7).encoder.init(jax.random.PRNGKey(0), batch, False))
+
+
+def test_region_task_is_deterministic_with_one_label_per_point():
+    spec = region.RegionSpec(num_train=300, num_test=50, dim=6, region_bits=3, num_classes=4)
+    x, labels = region.generate_split(spec, "train")
+    x2, labels2 = region.generate_split(spec, "train")
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(labels.indices, labels2.indices)
+    assert x.shape == (300, 6) and np.all(labels.row_lengths() == 1)
+    a = region.classifiers(spec)
+    r = region.region_of(x.astype(np.float64), 3)
+    want = [int(np.argmax(x[i].astype(np.float64) @ a[r[i]])) for i in range(300)]
+    assert labels.indices.tolist() == want
+    with pytest.raises(ValueError, match="region_bits"):
+        region.RegionSpec(dim=2, region_bits=3)
+
+
+def test_smoke_training_through_launch(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "launch.py", "--config=configs/gated.py:smoke,layer=tree", f"--workdir={tmp_path}",
+         "--config.train.progress=none"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["data"]["train_labels_per_point"] == 1.0
+    assert 0.0 <= results["test"]["P@1"] <= 100.0

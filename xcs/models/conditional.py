@@ -1,0 +1,251 @@
+"""Tree-gated conditional computation (Cho & Bengio 2014, arXiv 1406.7362).
+
+The signs of k designated input units (gating units) give each example a bit string g1..gk.
+The **tree** parametrisation stores one block per prefix of that string (a complete binary tree
+of 2^{k+1} - 1 nodes in heap order: root 0, children of n are 2n+1 and 2n+2) and uses
+
+    W(g) = sum_{j=0..k} W[node_j(g)],   node_0 = 0,  node_{j+1} = 2 node_j + 1 + g_{j+1},
+
+so an example touches k + 1 blocks while the layer stores 2^{k+1} - 1: parameters grow
+exponentially in k, computation linearly. The naive **table** parametrisation stores one block
+per bit pattern (2^k) and uses only that one; every pattern is trained on its own share of the
+data, which is why it overfits.
+
+The output may be split into blocks of `block_size` units, each with its own k gating units and
+its own tree. Computation gathers, for every example and output block, the k + 1 blocks on its
+path (static shapes: [B, out_blocks, k + 1] node ids), sums them and multiplies once; the
+2^{k+1} - 1 products are never formed. Each example reads its own weights, so at large batches
+the layer reads about as many weight bytes as a dense layer of equal parameters: its win is the
+per-example computation and the latency at small batches.
+
+Gradients of the bits (`gate_gradient`):
+  none (default)     the bits are constants; the gating units still learn through their ordinary
+                     role as inputs. This is the exact gradient of the computed (piecewise
+                     linear) function, costs nothing extra, and is the setting of the paper,
+                     where gating units are ordinary hidden units whose signs select blocks.
+  straight_through   d out / d bit_j is taken as the difference between the two children of
+                     level j (x W[child1] - x W[child0] plus biases), and d bit / d unit = 1
+                     (Bengio et al. 2013). This reads 2k more blocks per example in training;
+                     the sibling blocks enter with a weight whose value is exactly zero, so
+                     their gradient is exactly zero and the forward value is unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+KINDS = ("tree", "table", "dense_flops", "dense_params")
+POSITIONS = ("residual", "input")
+GATE_UNITS = ("distinct", "shared")
+GATE_GRADIENTS = ("none", "straight_through")
+
+
+@dataclasses.dataclass(frozen=True)
+class GatedSpec:
+    """The gated layer of an encoder (config.model.encoder.gated); hashable, so a Flax attribute."""
+
+    kind: str = "tree"  # tree | table | dense_flops | dense_params
+    position: str = "residual"  # residual | input
+    depth: int = 4  # k: gating bits per output block
+    block_size: int = 0  # output units per gated block (each with its own gates); 0 = whole width
+    gate_units: str = "distinct"  # distinct: block o reads units o*k..o*k+k-1 (mod d_in) | shared: 0..k-1
+    gate_gradient: str = "none"  # none | straight_through
+
+    def __post_init__(self) -> None:
+        key = "config.model.encoder.gated"
+        for name, allowed in (("kind", KINDS), ("position", POSITIONS), ("gate_units", GATE_UNITS),
+                              ("gate_gradient", GATE_GRADIENTS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{key}.{name}={getattr(self, name)!r}: expected one of {allowed}")
+        if not 0 <= self.depth <= 24:
+            raise ValueError(f"{key}.depth={self.depth}: expected 0..24 (the layer stores 2^(depth+1) - 1 blocks)")
+        if self.block_size < 0:
+            raise ValueError(f"{key}.block_size={self.block_size}: expected >= 0 (0 = the whole width)")
+
+    def out_blocks(self, d_out: int) -> tuple[int, int]:
+        """(number of output blocks, units per block) for an output of width d_out."""
+        size = self.block_size or d_out
+        if d_out % size:
+            raise ValueError(f"config.model.encoder.gated.block_size={self.block_size} does not divide the "
+                             f"layer's output width {d_out}")
+        return d_out // size, size
+
+
+def num_blocks(kind: str, depth: int) -> int:
+    """Blocks stored per output block: 2^{k+1} - 1 for the tree, 2^k for the table."""
+    return 2 ** (depth + 1) - 1 if kind == "tree" else 2**depth
+
+
+def blocks_used(kind: str, depth: int) -> int:
+    """Blocks each example uses per output block: the k + 1 prefixes (tree) or its one pattern (table)."""
+    return depth + 1 if kind == "tree" else 1
+
+
+def matched_hidden(kind: str, depth: int, d_in: int, d_out: int) -> int:
+    """Hidden width m of a dense MLP d_in -> m -> d_out with the tree layer's FLOPs or parameters.
+
+    The MLP costs 2 m (d_in + d_out) FLOPs and stores m (d_in + d_out) weights; the tree layer
+    costs 2 (k + 1) d_in d_out and stores (2^{k+1} - 1) d_in d_out.
+    """
+    blocks = {"dense_flops": depth + 1, "dense_params": 2 ** (depth + 1) - 1}[kind]
+    return max(1, round(blocks * d_in * d_out / (d_in + d_out)))
+
+
+def layer_cost(spec: GatedSpec, d_in: int, d_out: int) -> dict[str, int]:
+    """Weights stored and multiply-add FLOPs per example of the layer `spec` (biases left out)."""
+    if spec.kind in ("dense_flops", "dense_params"):
+        m = matched_hidden(spec.kind, spec.depth, d_in, d_out)
+        return {"params": m * (d_in + d_out), "flops_per_example": 2 * m * (d_in + d_out)}
+    return {"params": num_blocks(spec.kind, spec.depth) * d_in * d_out,
+            "flops_per_example": 2 * blocks_used(spec.kind, spec.depth) * d_in * d_out}
+
+
+def gate_unit_ids(spec: GatedSpec, d_in: int, out_blocks: int) -> np.ndarray:
+    """[out_blocks, k] input units whose signs are the gating bits of each output block."""
+    k = spec.depth
+    if k > d_in:
+        raise ValueError(f"config.model.encoder.gated.depth={k} needs {k} distinct gating units but the "
+                         f"gated layer's input has only {d_in}")
+    if spec.gate_units == "shared":
+        return np.tile(np.arange(k), (out_blocks, 1))
+    # Consecutive runs of k units, wrapping around the input: distinct within a block.
+    return (np.arange(out_blocks)[:, None] * k + np.arange(k)[None, :]) % d_in
+
+
+def path_nodes(bits: jax.Array) -> jax.Array:
+    """Tree node ids [..., k + 1] of the prefixes of bit strings [..., k] (heap order)."""
+    nodes = [jnp.zeros(bits.shape[:-1], jnp.int32)]
+    for j in range(bits.shape[-1]):
+        nodes.append(2 * nodes[-1] + 1 + bits[..., j])
+    return jnp.stack(nodes, axis=-1)
+
+
+def pattern_ids(bits: jax.Array) -> jax.Array:
+    """Table row [...] of bit strings [..., k]: the bits read as a binary number, first bit highest."""
+    k = bits.shape[-1]
+    weights = (2 ** np.arange(k - 1, -1, -1)).astype(np.int32)
+    return jnp.sum(bits * weights, axis=-1).astype(jnp.int32)
+
+
+def _gather(table: jax.Array, ids: jax.Array) -> jax.Array:
+    """table [N, O, ...], ids [B, O, J] -> [B, O, J, ...]: block ids[b, o, j] of output block o."""
+    out_block = jnp.arange(table.shape[1])[None, :, None]
+    return table[ids, out_block]
+
+
+def _gather_sum(table: jax.Array, ids: jax.Array) -> jax.Array:
+    """sum_j table[ids[b, o, j], o] -> [B, O, ...], one level at a time.
+
+    A sum of per-level gathers fuses into one pass that writes only [B, O, ...]; gathering all
+    levels first would hold k + 1 blocks per example in memory.
+    """
+    out_block = jnp.arange(table.shape[1])[None, :]
+    total = table[ids[..., 0], out_block]
+    for j in range(1, ids.shape[-1]):
+        total = total + table[ids[..., j], out_block]
+    return total
+
+
+class GatedDense(nn.Module):
+    """y = x W(g(x)) + b(g(x)) with the tree or table parametrisation; x [B, d_in] -> y [B, d_out]."""
+
+    features: int
+    spec: GatedSpec
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        spec, k = self.spec, self.spec.depth
+        if spec.kind not in ("tree", "table"):
+            raise ValueError(f"GatedDense: kind={spec.kind!r} is a dense baseline; use make_gated_layer")
+        d_in = x.shape[-1]
+        n_out, size = spec.out_blocks(self.features)
+        n = num_blocks(spec.kind, k)
+        # Each block is scaled so that the sum of the k + 1 blocks an example uses has the variance
+        # of one LeCun-initialised dense layer.
+        std = 1.0 / np.sqrt(d_in * blocks_used(spec.kind, k))
+        kernel = self.param("kernel", nn.initializers.normal(stddev=std), (n, n_out, d_in, size), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (n, n_out, size), jnp.float32)
+
+        units = jnp.asarray(gate_unit_ids(spec, d_in, n_out))  # [O, k]
+        pre = x[:, units]  # [B, O, k]: the gating units' values
+        bits = (pre > 0).astype(jnp.int32)
+        if spec.kind == "tree":
+            ids = path_nodes(bits)  # [B, O, k + 1]
+        else:
+            ids = pattern_ids(bits)[..., None]  # [B, O, 1]
+        w = _gather_sum(kernel, ids)  # [B, O, d_in, size]: the example's own W(g)
+        b = _gather_sum(bias, ids)  # [B, O, size]
+        if train and spec.gate_gradient == "straight_through" and k:
+            # Zero-valued, gradient-carrying term: t_j = pre_j - stop_grad(pre_j) is 0 forward and
+            # has d t_j / d pre_j = 1, so d y / d pre_j = x (W[one_j] - W[zero_j]) + b[one_j] - b[zero_j].
+            one, zero = _flip_targets(spec.kind, bits, ids)  # [B, O, k] each
+            t = (pre - jax.lax.stop_gradient(pre))[..., None]  # [B, O, k, 1]
+            w = w + jnp.einsum("bojx,bojis->bois", t, _gather(kernel, one) - _gather(kernel, zero))
+            b = b + jnp.sum(t * (_gather(bias, one) - _gather(bias, zero)), axis=2)
+        y = jnp.einsum("bi,bois->bos", x, w) + b
+        return y.reshape(x.shape[0], self.features)
+
+
+def _flip_targets(kind: str, bits: jax.Array, ids: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """For every bit j, the block chosen with bit j set to 1 and to 0 (the rest of the path kept)."""
+    k = bits.shape[-1]
+    if kind == "tree":
+        parent = ids[..., :k]  # node at level j decides bit j
+        return 2 * parent + 2, 2 * parent + 1
+    place = (2 ** np.arange(k - 1, -1, -1)).astype(np.int32)
+    leaf = ids  # [B, O, 1]
+    return leaf | place, leaf & ~place
+
+
+class DenseBaseline(nn.Module):
+    """A dense MLP d_in -> m -> d_out with the FLOPs (dense_flops) or parameters (dense_params) of the tree."""
+
+    features: int
+    spec: GatedSpec
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        m = matched_hidden(self.spec.kind, self.spec.depth, x.shape[-1], self.features)
+        return nn.Dense(self.features, name="out")(nn.gelu(nn.Dense(m, name="hidden")(x)))
+
+
+def make_gated_layer(spec: GatedSpec, features: int, name: str) -> nn.Module:
+    """The layer of `spec.kind`: GatedDense (tree, table) or its dense baseline."""
+    if spec.kind in ("tree", "table"):
+        return GatedDense(features, spec, name=name)
+    return DenseBaseline(features, spec, name=name)
+
+
+def gated_spec(config) -> GatedSpec | None:
+    """config.model.encoder.gated as a GatedSpec, or None when it is disabled."""
+    g = config.model.encoder.gated
+    if not g.enabled:
+        return None
+    return GatedSpec(kind=g.kind, position=g.position, depth=g.depth, block_size=g.block_size,
+                     gate_units=g.gate_units, gate_gradient=g.gate_gradient)
+
+
+def naive_gated(kernel: np.ndarray, bias: np.ndarray, x: np.ndarray, spec: GatedSpec) -> np.ndarray:
+    """The obvious reference: per example and output block, a Python loop over the blocks it selects."""
+    kernel, bias, x = np.asarray(kernel, np.float64), np.asarray(bias, np.float64), np.asarray(x, np.float64)
+    n_out, size = kernel.shape[1], kernel.shape[3]
+    units = gate_unit_ids(spec, x.shape[1], n_out)
+    y = np.zeros((x.shape[0], n_out, size))
+    for i in range(x.shape[0]):
+        for o in range(n_out):
+            g = [int(x[i, u] > 0) for u in units[o]]
+            if spec.kind == "tree":
+                node, chosen = 0, [0]
+                for bit in g:
+                    node = 2 * node + 1 + bit
+                    chosen.append(node)
+            else:
+                chosen = [int("".join(map(str, g)) or "0", 2)]
+            for c in chosen:
+                y[i, o] += x[i] @ kernel[c, o] + bias[c, o]
+    return y.reshape(x.shape[0], n_out * size)
