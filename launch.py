@@ -1,10 +1,13 @@
 """Command line: train and evaluate one config.
 
   python launch.py --config=configs/xmc.py:data=NAME[,smoke] --workdir=runs/x [--config.a.b=value ...]
+  python launch.py --config=configs/tables/x.py:ARG --sweep [--jobs=N] [--dry_run] --workdir=runs/x
 
 The config is loaded and every override applied (a mistyped key fails here, before any work),
 then locked, so nothing later can add a key. Re-running the same command resumes from the
-workdir's latest checkpoint.
+workdir's latest checkpoint. With `--sweep`, the config module's `sweep(add, arg=None)` is run,
+one subprocess of this command per run (see xcs/sweep.py); other `--config.*` overrides apply to
+every run.
 """
 
 from __future__ import annotations
@@ -21,11 +24,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/xmc.py", "Config file, optionally `:variant`.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+_SWEEP = flags.DEFINE_bool("sweep", False, "Run the config module's sweep(add, arg), one sub-workdir per run.")
+_JOBS = flags.DEFINE_integer("jobs", 1, "With --sweep: runs at a time.")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "With --sweep: list the runs and their commands, run nothing.")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if _SWEEP.value:
+        from xcs.sweep import run_sweep
+
+        config_string = config_flags.get_config_filename(flags.FLAGS["config"])
+        extra = config_flags.get_override_values(flags.FLAGS["config"])
+        stem = os.path.splitext(os.path.basename(config_string.partition(":")[0]))[0]
+        sys.exit(run_sweep(config_string, _WORKDIR.value or os.path.join("runs", stem), _JOBS.value,
+                           _DRY_RUN.value, extra))
+    if _DRY_RUN.value or _JOBS.value != 1:
+        raise app.UsageError("--dry_run and --jobs only apply with --sweep")
     from xcs.train.loop import results_table, train_and_evaluate
 
     config = _CONFIG.value

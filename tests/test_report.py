@@ -1,0 +1,110 @@
+"""The report of hand-written results.json files: exact Markdown and LaTeX, seeds grouped, plots written."""
+
+import json
+import os
+
+import pytest
+
+from xcs.report import report
+from xcs.report.__main__ import main
+
+MACHINE = {"cpu": "Test CPU", "affinity_cpus": 2, "cpu_count": 8, "jax_backend": "cpu"}
+
+TABLE_MODULE = '''
+def _row(config):
+    if "peer" in config:
+        return config["peer"]["method"]
+    return f"xcs d={config['model']['width']}"
+
+def table(arg=None):
+    return dict(title="Test " + str(arg), row_header="method", rows=_row,
+                columns=["P@1", "PSP@5", "peak_rss_mb", "train_seconds", "seconds_per_epoch", ("model_mb", "MB")],
+                plots=[dict(x="model.width", y="P@1")], at_k=["P"], curves=["loss"])
+'''
+
+
+def write_run(directory, config, p, psp5, rss, train_s, per_epoch=None, model_mb=None, losses=()):
+    os.makedirs(directory)
+    test = {f"P@{k}": p - 10 * (k - 1) for k in range(1, 6)}
+    test["PSP@5"] = psp5
+    results = {"test": test, "peak_rss_mb": rss, "train_seconds": train_s, "seconds_per_epoch": per_epoch,
+               "machine": MACHINE}
+    if model_mb is not None:
+        results["model_mb"] = model_mb
+    with open(os.path.join(directory, "results.json"), "w") as f:
+        json.dump(results, f)
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(config, f)
+    with open(os.path.join(directory, "metrics.jsonl"), "w") as f:
+        for i, loss in enumerate(losses):
+            f.write(json.dumps({"step": 10 * (i + 1), "loss": loss}) + "\n")
+
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    d = tmp_path / "runs"
+    for seed, p, psp, rss, t in ((0, 50.0, 30.0, 1000.0, 10.0), (1, 52.0, 34.0, 1010.0, 14.0),
+                                 (2, 54.0, 32.0, 1020.0, 12.0)):
+        write_run(d / f"seed={seed}", {"seed": seed, "model": {"width": 64}, "train": {"progress": "none"}},
+                  p, psp, rss, t, per_epoch=t / 5, losses=(3.0 - seed * 0.1, 2.0, 1.5))
+    write_run(d / "wide", {"seed": 0, "model": {"width": 256}}, 60.0, 40.0, 2048.4, 30.0, per_epoch=6.0,
+              losses=(2.5, 1.0))
+    write_run(d / "peers" / "plt", {"seed": 0, "peer": {"method": "napkinxc_plt", "params": {}}},
+              55.5, 41.25, 300.0, 2.34, model_mb=12.5)
+    (d / "sweep.json").write_text(json.dumps({"config": str(tmp_path / "tables.py") + ":x", "runs": []}))
+    (tmp_path / "tables.py").write_text(TABLE_MODULE)
+    return d
+
+
+EXPECTED_MD = """\
+### Test x
+
+| method | P@1 | PSP@5 | peak RSS (MB) | train (s) | s/epoch | MB | runs |
+|---|---:|---:|---:|---:|---:|---:|---:|
+| napkinxc_plt | 55.50 | 41.25 | 300 | 2.3 | — | 12.5 | 1 |
+| xcs d=64 | 52.00 ± 2.00 | 32.00 ± 2.00 | 1010 ± 10 | 12.0 ± 2.0 | 2.40 ± 0.40 | — | 3 |
+| xcs d=256 | 60.00 | 40.00 | 2048 | 30.0 | 6.00 | — | 1 |
+
+Mean ± sample std over runs that differ only by seed. Machine: Test CPU, 2 cores, JAX cpu.
+"""
+
+
+def test_report_markdown_is_exact(runs_dir, tmp_path):
+    out = report(str(runs_dir), str(tmp_path / "out"))  # the table module comes from sweep.json
+    assert out["markdown"] == EXPECTED_MD
+    assert (tmp_path / "out" / "table.md").read_text() == EXPECTED_MD
+    tex = (tmp_path / "out" / "table.tex").read_text()
+    assert "\\begin{tabular}{lrrrrrrr}" in tex
+    assert ("xcs d=64 & $52.00 \\pm 2.00$ & $32.00 \\pm 2.00$ & $1010 \\pm 10$ & $12.0 \\pm 2.0$ & "
+            "$2.40 \\pm 0.40$ & -- & 3 \\\\") in tex
+    assert "napkinxc\\_plt & 55.50" in tex
+    rows = json.loads((tmp_path / "out" / "table.json").read_text())["rows"]
+    assert rows[1]["metrics"]["P@1"] == {"mean": 52.0, "std": 2.0, "n": 3}
+
+
+def test_plots_are_written_and_not_empty(runs_dir, tmp_path):
+    out = report(str(runs_dir), str(tmp_path / "out"))
+    pngs = sorted(os.path.basename(f) for f in out["files"] if f.endswith(".png"))
+    assert pngs == ["P@1_vs_model.width.png", "P_at_k.png", "curves_loss.png"]
+    for name in pngs:
+        with open(tmp_path / "out" / name, "rb") as f:
+            head = f.read(8)
+        assert head == b"\x89PNG\r\n\x1a\n" and os.path.getsize(tmp_path / "out" / name) > 5000
+
+
+def test_default_rows_are_the_keys_that_vary(runs_dir, tmp_path, capsys):
+    (runs_dir / "sweep.json").unlink()
+    assert main([str(runs_dir), "--out", str(tmp_path / "out"), "--no_plots"]) == 0
+    printed = capsys.readouterr().out
+    # No table module: rows are named by the differing config keys, default columns.
+    assert "| run | P@1 | P@3 | P@5 | nDCG@5 | PSP@5 | train (s) | peak RSS (MB) | runs |" in printed
+    assert ("| model.width=64, peer.method=—, peer.params=— | 52.00 ± 2.00 | 32.00 ± 2.00 | 12.00 ± 2.00 | — |"
+            in printed)
+    assert "| model.width=—, peer.method=napkinxc_plt, peer.params={} | 55.50 |" in printed
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_unknown_table_key_is_refused(runs_dir, tmp_path):
+    (tmp_path / "tables.py").write_text("def table(arg=None):\n    return dict(colums=['P@1'])\n")
+    with pytest.raises(KeyError, match="colums"):
+        report(str(runs_dir), str(tmp_path / "out"))

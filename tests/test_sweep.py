@@ -1,0 +1,109 @@
+"""Sweeps: validation before any run, run names, and a real sweep (finishes, skips, survives a failure)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from xcs import sweep
+
+MODULE = '''
+from configs import xmc
+
+def get_config(arg=None):
+    config = xmc.get_config(arg or "smoke")
+    config.train.steps, config.train.log_every, config.train.checkpoint_every = 10, 5, 10
+    config.train.progress = "none"
+    config.eval.write_predictions = False
+    return config
+
+def sweep(add, arg=None):
+    for seed in (0, 1):
+        add(seed=seed)
+        add(**{"model.encoder.width": 16, "seed": seed})
+    add(arg="smoke,data=does_not_exist")  # valid config, fails at run time: no such data set
+'''
+
+
+def write_module(tmp_path, text, name="sweep_config"):
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    return str(path)
+
+
+def launch_sweep(config, workdir, *flags):
+    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), f"--config={config}", "--sweep",
+           f"--workdir={workdir}", *flags]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_run_names_are_stable_and_safe():
+    a = sweep.run_name({"seed": 1, "model.head.name": "sparse", "arg": "smoke"})
+    assert a == sweep.run_name({"arg": "smoke", "model.head.name": "sparse", "seed": 1})
+    assert a == "arg=smoke,model.head.name=sparse,seed=1"
+    assert sweep.run_name({}) == "base"
+    assert "/" not in sweep.run_name({"data.dir": "/a/b c"})
+    long = sweep.run_name({f"k{i}": "x" * 20 for i in range(10)})
+    assert len(long) == sweep.MAX_NAME and long != sweep.run_name({f"k{i}": "y" * 20 for i in range(10)})
+
+
+def test_mistyped_key_fails_before_any_run(tmp_path):
+    config = write_module(tmp_path, MODULE.replace('"model.encoder.width": 16', '"model.encodr.width": 16'))
+    with pytest.raises(KeyError, match="model.encodr.width"):
+        sweep.plan(config, str(tmp_path / "runs"))
+    bad_type = write_module(tmp_path, MODULE.replace('"model.encoder.width": 16', '"model.encoder.width": "wide"'),
+                           "bad_type")
+    with pytest.raises(TypeError, match="model.encoder.width"):
+        sweep.plan(bad_type, str(tmp_path / "runs"))
+    run = launch_sweep(config, tmp_path / "runs")
+    assert run.returncode != 0 and "model.encodr.width" in run.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_lists_single_run_commands(tmp_path):
+    runs = sweep.plan(write_module(tmp_path, MODULE), str(tmp_path / "runs"), {"train.batch_size": 32})
+    names = [r.name for r in runs]
+    assert names == ["seed=0", "model.encoder.width=16,seed=0", "seed=1", "model.encoder.width=16,seed=1",
+                     "arg=smoke_data=does_not_exist"]
+    assert all(r.workdir == str(tmp_path / "runs" / r.name) for r in runs)
+    cmd = runs[1].shell()
+    assert "--config.model.encoder.width=16" in cmd and "--config.seed=0" in cmd
+    assert "--config.train.batch_size=32" in cmd  # command-line overrides go to every run
+    assert f":smoke,data=does_not_exist --workdir={tmp_path}" in runs[4].shell()
+
+
+def test_sweep_runs_skips_finished_and_survives_a_failure(tmp_path):
+    config, workdir = write_module(tmp_path, MODULE), tmp_path / "runs"
+    first = launch_sweep(config, workdir, "--jobs=2")
+    assert first.returncode == 1, first.stdout + first.stderr[-3000:]
+    assert "5 runs: 4 ran, 0 skipped (finished before), 1 failed" in first.stdout
+    failed = workdir / "arg=smoke_data=does_not_exist"
+    assert str(failed / "launch.log") in first.stdout
+    assert "does_not_exist" in (failed / "launch.log").read_text()
+    results = sorted(workdir.glob("*/results.json"))
+    assert len(results) == 4
+    seeds = {json.loads((p.parent / "config.json").read_text())["seed"] for p in results}
+    assert seeds == {0, 1}
+    mtimes = [p.stat().st_mtime for p in results]
+    record = json.loads((workdir / "sweep.json").read_text())
+    assert record["config"] == config and [r["status"] for r in record["runs"]].count("ran") == 4
+
+    second = launch_sweep(config, workdir, "--jobs=2")
+    assert second.returncode == 1
+    assert "5 runs: 0 ran, 4 skipped (finished before), 1 failed" in second.stdout
+    assert [p.stat().st_mtime for p in results] == mtimes
+
+    from xcs.report import report
+
+    out = report(str(workdir), str(tmp_path / "report"), table=None)
+    rows = [(row.label, [r.workdir for r in row.runs]) for row in out["table"].rows]
+    assert rows == [("model.encoder.width=16", ["model.encoder.width=16,seed=0", "model.encoder.width=16,seed=1"]),
+                    ("model.encoder.width=32", ["seed=0", "seed=1"])]
+    assert "±" in out["markdown"]
+    pngs = [f for f in out["files"] if f.endswith(".png")]
+    assert {os.path.basename(f) for f in pngs} == {"P@1_vs_model.encoder.width.png", "P_at_k.png",
+                                                  "curves_loss.png"}
+    assert all(os.path.getsize(f) > 1000 for f in pngs)

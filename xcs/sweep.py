@@ -1,0 +1,249 @@
+"""Sweeps: a config module's `sweep(add, arg=None)` run as one subprocess per run.
+
+    python launch.py --config=configs/tables/x.py:ARG --sweep [--jobs=N] [--dry_run] --workdir=runs/x
+
+Each `add(**overrides)` in the module's `sweep` is one run. Keys are dotted config paths
+(`add(**{"model.encoder.width": 512, "seed": 1})`); the special key `arg` replaces the `:ARG`
+variant string of that run. Every run's config is built and every override applied here before
+anything starts, so a mistyped key fails at once, naming it. Then each run goes to its own
+sub-workdir, named from its overrides, as `launch.py` in a subprocess (its output in
+`launch.log` there): a failing run does not stop the others, `--jobs N` runs N at a time, a
+finished run (results.json present) is skipped and a half-finished one resumes from its
+checkpoints. `sweep.json` in the workdir records every run, its single-run command and status.
+
+The executor (`execute`) only runs commands, so `experiments/peers.py` uses it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+import ml_collections
+from ml_collections.config_flags import config_path
+
+LAUNCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launch.py")
+MAX_NAME = 100  # longer run names are cut and end in a hash of the whole name
+
+
+@dataclasses.dataclass
+class Run:
+    """One command of a sweep, run in its own workdir; done when `workdir/results.json` exists."""
+
+    name: str  # sub-workdir name, stable for the same overrides
+    workdir: str
+    command: list[str]  # argv, run from the current directory
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    status: str = "pending"  # pending | skipped | ran | failed
+    seconds: float = 0.0
+    returncode: int | None = None
+
+    @property
+    def log(self) -> str:
+        return os.path.join(self.workdir, "launch.log")
+
+    @property
+    def done(self) -> bool:
+        return os.path.exists(os.path.join(self.workdir, "results.json"))
+
+    def shell(self) -> str:
+        """The command as one shell line that reproduces this run alone."""
+        cwd = os.getcwd()
+        # The interpreter and the script, relative when they lie under the current directory.
+        head = [os.path.relpath(a) if os.path.isabs(a) and os.path.commonpath([a, cwd]) == cwd else a
+                for a in self.command[:2]]
+        return shlex.join(head + self.command[2:])
+
+
+def split_config_string(config: str) -> tuple[str, str | None]:
+    """`configs/x.py:a=1,smoke` -> ("configs/x.py", "a=1,smoke"); no colon -> (path, None)."""
+    path, sep, arg = config.partition(":")
+    return path, (arg if sep else None)
+
+
+def load_module(path: str) -> ModuleType:
+    """Imports a config module from its file path (as ml_collections' config flag does)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path!r} does not exist")
+    name = "xcs_config_" + re.sub(r"\W", "_", os.path.abspath(path))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_name(overrides: dict[str, Any]) -> str:
+    """A readable, filesystem-safe name that depends only on the overrides (not on their order)."""
+    if not overrides:
+        return "base"
+    keys = sorted(overrides, key=lambda k: (k != "arg", k))
+    text = ",".join(f"{k}={_format(overrides[k])}" for k in keys)
+    safe = lambda s: re.sub(r"[^A-Za-z0-9._=+-]", "_", s)  # commas only between overrides
+    name = ",".join(f"{safe(k)}={safe(_format(overrides[k]))}" for k in keys)
+    if len(name) > MAX_NAME:
+        name = name[: MAX_NAME - 9] + "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
+    return name
+
+
+def _format(value: Any) -> str:
+    """A value as `--config.KEY=VALUE` text that ml_collections parses back to the same value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (int, str)):
+        return str(value)
+    raise TypeError(f"sweep override value {value!r}: only bool, int, float and str values can be passed")
+
+
+def collect(module: ModuleType, arg: str | None, function: str = "sweep") -> list[dict[str, Any]]:
+    """Calls the module's `sweep(add, arg)` and returns the overrides of each `add` call."""
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise AttributeError(f"{module.__file__} has no `{function}(add, arg=None)` function")
+    runs: list[dict[str, Any]] = []
+    fn(lambda **overrides: runs.append(dict(overrides)), arg)
+    if not runs:
+        raise ValueError(f"{module.__file__}: `{function}` added no runs")
+    return runs
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any], where: str) -> None:
+    """Sets each dotted key, failing with the key's name if it is not declared or has another type."""
+    for key, value in overrides.items():
+        try:
+            config_path.get_value(key, config)
+        except (KeyError, AttributeError, IndexError, ValueError) as e:
+            raise KeyError(f"{where}: unknown config key {key!r} (every key is declared in configs/default.py)") from e
+        try:
+            _format(value)
+            config_path.set_value(key, config, value)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{where}: config key {key!r} cannot be set to {value!r}: {e}") from e
+
+
+def plan(config: str, workdir: str, extra: dict[str, Any] | None = None, python: str = sys.executable) -> list[Run]:
+    """The runs of a sweep, each validated by building its config with all overrides applied.
+
+    `extra` are overrides given on the command line beside `--sweep`; they apply to every run and
+    do not enter run names.
+    """
+    path, base_arg = split_config_string(config)
+    module = load_module(path)
+    runs, seen = [], {}
+    for overrides in collect(module, base_arg):
+        arg = overrides.pop("arg", base_arg)
+        name = run_name({**({"arg": arg} if arg != base_arg else {}), **overrides})
+        where = f"sweep run {name!r} of {config}"
+        if name in seen:
+            raise ValueError(f"{where}: added twice (same overrides)")
+        seen[name] = True
+        run_config = module.get_config(arg)
+        all_overrides = {**overrides, **(extra or {})}
+        apply_overrides(run_config, all_overrides, where)
+        sub = os.path.join(workdir, name)
+        command = [python, LAUNCH, f"--config={path}" + (f":{arg}" if arg is not None else ""), f"--workdir={sub}"]
+        command += [f"--config.{k}={_format(v)}" for k, v in all_overrides.items()]
+        runs.append(Run(name, sub, command, dict(overrides, **({"arg": arg} if arg != base_arg else {}))))
+    return runs
+
+
+def execute(runs: list[Run], jobs: int = 1, echo: Callable[[str], None] = print, poll_s: float = 0.2) -> list[Run]:
+    """Runs every unfinished run, `jobs` at a time; a failure is recorded and the others go on."""
+    if jobs < 1:
+        raise ValueError(f"--jobs={jobs}: must be at least 1")
+    queue = []
+    for run in runs:
+        if run.done:
+            run.status = "skipped"
+            echo(f"[skip] {run.name}: finished before ({run.workdir}/results.json)")
+        else:
+            queue.append(run)
+    running: list[tuple[Run, subprocess.Popen, float, Any]] = []
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                run = queue.pop(0)
+                os.makedirs(run.workdir, exist_ok=True)
+                log = open(run.log, "a")
+                log.write(f"$ {run.shell()}\n")
+                log.flush()
+                echo(f"[start] {run.name}: {run.shell()}")
+                proc = subprocess.Popen(run.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                running.append((run, proc, time.perf_counter(), log))
+            time.sleep(poll_s)
+            for item in list(running):
+                run, proc, t0, log = item
+                if proc.poll() is None:
+                    continue
+                running.remove(item)
+                log.close()
+                run.seconds, run.returncode = time.perf_counter() - t0, proc.returncode
+                run.status = "ran" if proc.returncode == 0 and run.done else "failed"
+                tail = "" if run.status == "ran" else f" (exit {proc.returncode}; log: {run.log})"
+                echo(f"[{run.status}] {run.name} in {run.seconds:.1f}s{tail}")
+    except BaseException:
+        for _, proc, _, log in running:  # an interrupted sweep leaves no orphans
+            proc.terminate()
+            proc.wait()
+            log.close()
+        raise
+    return runs
+
+
+def summary(runs: Sequence[Run]) -> str:
+    counts = {s: sum(r.status == s for r in runs) for s in ("ran", "skipped", "failed")}
+    lines = [f"{len(runs)} runs: {counts['ran']} ran, {counts['skipped']} skipped (finished before), "
+             f"{counts['failed']} failed", "", "| run | status | seconds | log |", "|---|---|---:|---|"]
+    for r in runs:
+        log = r.log if r.status == "failed" else ""
+        lines.append(f"| {r.name} | {r.status} | {r.seconds:.1f} | {log} |")
+    return "\n".join(lines)
+
+
+def write_record(path: str, config: str, runs: Sequence[Run]) -> None:
+    """`sweep.json`: the config string (the report finds the table module from it) and every run."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    record = {"config": config, "runs": [
+        {"name": r.name, "workdir": r.workdir, "overrides": r.overrides, "command": r.shell(), "status": r.status,
+         "seconds": r.seconds, "returncode": r.returncode, "log": r.log} for r in runs]}
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+
+
+def run_all(runs: list[Run], config: str, workdir: str, jobs: int, dry_run: bool, record: str = "sweep.json") -> int:
+    """Lists (dry run) or executes the runs, prints a summary, writes the record; 1 if any failed."""
+    if dry_run:
+        for r in runs:
+            print(f"{r.name}\t{'finished' if r.done else 'to run'}\t{r.shell()}")
+        print(f"{len(runs)} runs ({sum(r.done for r in runs)} finished) in {workdir}")
+        return 0
+    execute(runs, jobs)
+    write_record(os.path.join(workdir, record), config, runs)
+    print(summary(runs))
+    print(f"record: {os.path.join(workdir, record)}")
+    return int(any(r.status == "failed" for r in runs))
+
+
+def run_sweep(config: str, workdir: str, jobs: int = 1, dry_run: bool = False,
+              extra: dict[str, Any] | None = None) -> int:
+    """`launch.py --sweep`: plans (validating every run) and runs the sweep; the exit status."""
+    runs = plan(config, workdir, extra)
+    return run_all(runs, config, workdir, jobs, dry_run)
+
+
+__all__ = ["Run", "plan", "execute", "run_sweep", "run_all", "run_name", "load_module", "collect",
+           "apply_overrides", "split_config_string", "summary"]
