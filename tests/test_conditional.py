@@ -167,3 +167,21 @@ def test_smoke_training_through_launch(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["data"]["train_labels_per_point"] == 1.0
     assert 0.0 <= results["test"]["P@1"] <= 100.0
+
+
+def test_benchmark_rows_and_linear_fit():
+    from experiments.benchmarks import gated as bench
+
+    result = bench.run(depths=[0, 2], batches=[2], dim=8, max_dense_mb=0.001, budget_s=0.001)
+    keys = ["depth", "batch", "params", "flops_per_example", "gated_ms", "dense_same_flops_ms",
+            "dense_same_params_ms"]
+    assert [list(r) for r in result["rows"]] == [keys] * 2
+    assert [r["params"] for r in result["rows"]] == [64, 7 * 64]
+    assert [r["flops_per_example"] for r in result["rows"]] == [2 * 64, 2 * 3 * 64]
+    assert all(r["gated_ms"] > 0 and r["dense_same_flops_ms"] > 0 for r in result["rows"])
+    # 64 weights fit in the 0.001 MiB (262 floats) cap, 448 do not.
+    assert result["rows"][0]["dense_same_params_ms"] > 0 and result["rows"][1]["dense_same_params_ms"] is None
+    # An exact line fits with R^2 = 1.
+    rows = [dict(depth=k, batch=1, gated_ms=0.5 + 0.25 * k) for k in range(5)]
+    fit = bench.linear_fits(rows)[0]
+    assert abs(fit["r2"] - 1.0) < 1e-12 and abs(fit["ms_per_depth"] - 0.25) < 1e-12

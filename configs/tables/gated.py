@@ -1,0 +1,86 @@
+"""Table: tree-gated conditional computation vs dense layers of equal FLOPs / parameters and the naive table.
+
+    python launch.py --config=configs/tables/gated.py:data=region --sweep --workdir=runs/tables/gated_region
+    python -m xcs.report runs/tables/gated_region --out=experiments/results/gated_region
+    python launch.py --config=configs/tables/gated.py:data=wordnet_hypernyms --sweep \
+        --workdir=runs/tables/gated_wordnet
+    python -m xcs.report runs/tables/gated_wordnet --out=experiments/results/gated_wordnet
+
+Rows: the encoder's gated layer as tree / table (naive) / dense MLP of the tree's FLOPs / dense MLP
+of the tree's parameters (configs/gated.py); the row label carries the layer's own parameters
+and FLOPs per example (xcs.models.conditional.layer_cost), the columns P@1/3/5 (P@1 is the
+accuracy on the region task), the whole model's parameters and seconds per epoch.
+
+Variants (`:key=value,...`):
+  data=region|NAME   the synthetic region task (default) or XC-format data in $XCS_DATA_DIR/NAME
+  layer=KIND         the run that get_config gives alone: tree | table | dense_flops | dense_params
+  depth=K            gating bits of the tree and table layers (default 6)
+  seeds=N            runs per row with seeds 0..N-1 (mean ± std; default 3, 1 with smoke)
+  smoke              seconds-long runs (the tests run it)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+from configs import gated
+from xcs.config import parse_arg
+from xcs.models.conditional import GatedSpec, layer_cost
+
+VARIANTS = {"data": "region", "layer": "tree", "depth": 6, "seeds": 3, "smoke": False}
+LAYERS = ("tree", "table", "dense_flops", "dense_params")
+
+
+def _variant(arg: str | None) -> ml_collections.ConfigDict:
+    v = parse_arg(arg, VARIANTS)
+    if v.smoke and "seeds" not in (arg or ""):
+        v.seeds = 1
+    return v
+
+
+def _arg(v: ml_collections.ConfigDict, layer: str) -> str:
+    return f"data={v.data},layer={layer},depth={v.depth}" + (",smoke" if v.smoke else "")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """One run of the table: the `layer` variant (tree unless the sweep's `arg` says otherwise)."""
+    v = _variant(arg)
+    return gated.get_config(_arg(v, v.layer))
+
+
+def sweep(add, arg: str | None = None) -> None:
+    """Each layer kind, one run per seed."""
+    v = _variant(arg)
+    for layer in LAYERS:
+        for seed in range(v.seeds):
+            add(arg=_arg(v, layer), seed=seed)
+
+
+def _row(config: dict[str, Any]) -> str:
+    enc, data = config["model"]["encoder"], config["data"]
+    g = enc["gated"]
+    spec = GatedSpec(kind=g["kind"], position=g["position"], depth=g["depth"], block_size=g["block_size"],
+                     gate_units=g["gate_units"], gate_gradient=g["gate_gradient"])
+    d_in = data["region"]["dim"] if g["position"] == "input" else enc["width"]
+    cost = layer_cost(spec, d_in, enc["width"])
+    return f"{g['kind']} k={g['depth']} (layer {_si(cost['params'])} params, {_si(cost['flops_per_example'])} FLOP/ex)"
+
+
+def _si(n: int) -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return str(n)
+
+
+def table(arg: str | None = None) -> dict[str, Any]:
+    return dict(
+        title=f"Tree-gated layer vs dense layers on {_variant(arg).data}",
+        row_header="gated layer",
+        rows=_row,
+        columns=["P@1", "P@3", "P@5", "num_params", "seconds_per_epoch", "peak_rss_mb"],
+        at_k=["P"],
+        curves=["loss"],
+    )
