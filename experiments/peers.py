@@ -100,13 +100,20 @@ def napkinxc_plt(data: Dataset, params: dict[str, Any], k: int, seed: int, model
 
 
 def _write_xc_file(path: str, features: CSR, labels: CSR, num_labels: int) -> None:
-    """The XC repository's single-file format, which is the only input omikuji trains from."""
+    """The XC repository's single-file format, which is the only input omikuji trains from.
+
+    Points without labels are left out: they are positives of no tree node and so train nothing in
+    a label tree, and omikuji's parser refuses some of their lines. A point without features is
+    written as its labels alone (omikuji refuses a trailing space).
+    """
+    keep = np.flatnonzero(labels.row_lengths() > 0)
     with open(path, "w") as f:
-        f.write(f"{features.num_rows} {features.num_cols} {num_labels}\n")
-        for i in range(features.num_rows):
+        f.write(f"{len(keep)} {features.num_cols} {num_labels}\n")
+        for i in keep.tolist():
             ids, vals = features.row(i)
-            f.write(",".join(map(str, labels.row(i)[0].tolist())) + " "
-                    + " ".join(f"{j}:{v:.6g}" for j, v in zip(ids.tolist(), vals.tolist())) + "\n")
+            fields = [",".join(map(str, labels.row(i)[0].tolist()))]
+            fields += [f"{j}:{v:.6g}" for j, v in zip(ids.tolist(), vals.tolist())]
+            f.write(" ".join(fields) + "\n")
 
 
 def omikuji(data: Dataset, params: dict[str, Any], k: int, seed: int, model_dir: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT
@@ -48,3 +49,17 @@ def test_baselines_peers_run_and_join_the_report(tmp_path):
     assert all(r["status"] == "skipped" for r in json.loads((tmp_path / "peers.json").read_text())["runs"])
     out = report(str(tmp_path), str(tmp_path / "report"), plots=False)
     assert [row.label for row in out["table"].rows] == ["napkinXC PLT", "omikuji (Parabel)"]
+
+
+def test_omikuji_trains_on_points_without_features_or_labels(tmp_path):
+    from xcs.data.dataset import Dataset, Split
+    from xcs.data.sparse import CSR
+
+    rng = np.random.default_rng(0)
+    rows = [sorted(rng.choice(30, 3, replace=False).tolist()) for _ in range(60)] + [[]]
+    feats = CSR.from_lists(rows[:-2] + [[], [1, 2]], 30, [[1.0] * len(r) for r in rows[:-2]] + [[], [1.0, 1.0]])
+    labels = CSR.from_lists([[r[0] % 5] for r in rows[:-2]] + [[1], []], 5)
+    split = Split(labels=labels, features=feats)
+    data = Dataset("tiny", split, split, 30, 5, "memory")
+    out = peers.omikuji(data, {}, 3, 0, str(tmp_path))
+    assert out["pred"].shape == (61, 3) and (out["pred"][:, 0] >= 0).all()
