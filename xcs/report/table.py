@@ -28,6 +28,7 @@ from typing import Any
 from xcs.report.runs import IGNORED, RunResult, group, metric
 from xcs.sweep import load_module, split_config_string
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_COLUMNS = ["P@1", "P@3", "P@5", "nDCG@5", "PSP@5", "train_seconds", "peak_rss_mb"]
 SPEC_KEYS = {"title", "row_header", "rows", "columns", "ignore", "plots", "at_k", "curves"}
 
@@ -98,6 +99,8 @@ def load_spec(directory: str, table: str | None) -> tuple[dict[str, Any], str | 
     spec: dict[str, Any] = {}
     if source is not None:
         path, arg = split_config_string(source)
+        if not os.path.isfile(path) and os.path.isfile(os.path.join(ROOT, path)):
+            path = os.path.join(ROOT, path)  # recorded relative to the repository root by a sweep run there
         module = load_module(path)
         if callable(getattr(module, "table", None)):
             spec = dict(module.table(arg))
