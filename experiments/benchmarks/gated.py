@@ -114,6 +114,11 @@ def run(depths: list[int], batches: list[int], dim: int, max_dense_mb: float, bu
     return dict(rows=rows, fits=linear_fits(rows), speedup_k10_b1=speedup_at(rows))
 
 
+def _significant(rows: list[dict]) -> list[dict]:
+    """Floats as 4 significant digits (times at batch 1 are microseconds)."""
+    return [{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+
+
 def _depths(text: str) -> list[int]:
     if "-" in text:
         lo, hi = map(int, text.split("-"))
@@ -138,9 +143,9 @@ def main() -> None:
             args.budget_s
     result = run(depths, batches, dim, args.max_dense_mb, budget)
     print(f"tree-gated layer {dim} -> {dim}. {PHYSICS}\n")
-    print(markdown_table(result["rows"]))
+    print(markdown_table(_significant(result["rows"])))
     print("\nlinear fit of gated_ms on depth k:\n")
-    print(markdown_table(result["fits"]))
+    print(markdown_table(_significant(result["fits"])))
     s = result["speedup_k10_b1"]
     print(f"\nbatch 1, k = 10: dense (same params) / gated = {s:.1f}x" if s else "\n(k = 10 at batch 1 not measured)")
     if args.out:
