@@ -68,10 +68,24 @@ def get_config() -> ml_collections.ConfigDict:
         )
     )
 
+    config.data.kronecker = ml_collections.ConfigDict(
+        dict(  # source=kronecker: points x = f_0 ⊗ f_1 ⊗ ... kept as factors (xcs.data.kronecker), never formed
+            from_files=False,  # read {train,test}_factor{k}.npy + {split}_y.npy from data.dir instead of generating
+            num_train=4000,  # training points (synthetic)
+            num_test=1000,  # test points (synthetic)
+            dims=(32, 32),  # d_k of each factor (synthetic); d = product
+            task="classification",  # classification | regression (regression: experiments.kronecker_train only)
+            num_classes=10,  # classes of the planted target (synthetic)
+            teacher_rank=4,  # rank-one terms per class of the planted multilinear teacher
+            noise=0.0,  # classification: share of random labels; regression: std of the added noise
+            seed=0,  # the data's own seed
+        )
+    )
+
     config.model = ml_collections.ConfigDict()
     config.model.encoder = ml_collections.ConfigDict(
         dict(
-            name="bag",  # bag (tf-idf weighted embedding bag over feat_idx) | dense (MLP over x)
+            name="bag",  # bag (tf-idf weighted embedding bag over feat_idx) | dense (MLP over x) | kronecker (factors)
             width=256,  # embedding / hidden width d
             mlp_layers=1,  # residual MLP blocks after the embedding (0 = none)
             dropout=0.0,  # dropout on the encoder output and inside MLP blocks (training only)
@@ -93,14 +107,81 @@ def get_config() -> ml_collections.ConfigDict:
     )
     config.model.head = ml_collections.ConfigDict(
         dict(
-            name="dense",  # dense (full [d, L] linear layer)
+            name="dense",  # dense (full [d, L] linear layer) | factored (exact sparse-target update, config.factored)
             use_bias=True,  # per-label bias
             label_chunk=16384,  # labels scored at once at prediction (top-k merged across chunks)
+            intermediate=0,  # width of a dense layer between encoder and head (wide for sparse heads); 0 = none
+            intermediate_activation="relu",  # relu | gelu | none: activation of the intermediate layer
+        )
+    )
+    config.sparsity = ml_collections.ConfigDict(
+        dict(  # fixed fan-in sparse head (model.head.name=sparse) and its prune-and-regrow (xcs.sparsity)
+            fan_in=32,  # k: inputs per label row; weights and optimizer state are [L, k]
+            algorithm="static",  # static (indices fixed at init) | set (random regrowth) | rigl (gradient regrowth)
+            drop_fraction=0.3,  # share of each row's k slots rewired at the first rewiring (cosine-decayed to 0)
+            rewire_interval=100,  # steps between prune-and-regrow
+            rewire_end=0.75,  # fraction of training at which the drop fraction reaches 0 and rewiring stops
+            regrow_init="zero",  # zero | uniform (U(±1/sqrt(k))): value of a regrown weight
+            kernel="auto",  # block (rows scattered into dense [chunk, d] blocks) | gather | auto (gather if d > 16 k)
+            block_mb=2.0,  # MiB of the per-chunk temporary ([chunk, d] block or [chunk, k, B] gather)
+        )
+    )
+    config.aux = ml_collections.ConfigDict(
+        dict(  # auxiliary objective: BCE of a dense head over label clusters, on the encoder output
+            clusters=0,  # number of balanced label clusters (tree split of label centroids); 0 = off
+            alpha=0.5,  # weight at step 0: loss = (1 - alpha) * main + alpha * aux
+            cutoff=0.5,  # fraction of training at which alpha has cosine-decayed to 0
+            projection=64,  # width of the random projection of the label centroids that are clustered
+            kmeans_iterations=8,  # balanced 2-means iterations per split of the cluster tree
+        )
+    )
+
+    config.kronecker = ml_collections.ConfigDict(
+        dict(  # encoder.name=kronecker: h = σ_b(w_rᵀx), W [width, d_0, d_1, ...] on factors (xcs.models.kronecker)
+            shift=0.0,  # b of the shifted ReLU σ_b(z) = max(z - b, 0); larger b = fewer active neurons
+            init_std=1.0,  # std of the entries of W(0) (1: w_rᵀx ~ N(0, 1) for unit-norm x)
         )
     )
 
     config.loss = ml_collections.ConfigDict()
-    config.loss.name = "softmax"  # softmax (cross-entropy over the positives, per point) | bce | squared_hinge
+    # softmax (cross-entropy over the positives, per point) | bce | squared_hinge, or of the spherical family
+    # (xcs.spherical_losses; the factored head needs one): squared_error | spherical_softmax | taylor_softmax | zloss
+    config.loss.name = "softmax"
+
+    config.factored = ml_collections.ConfigDict(
+        dict(  # factored exact-update head (model.head.name=factored, xcs.models.factored); needs a spherical loss
+            learning_rate=0.01,  # peak SGD learning rate of W = V·U + 1ωᵀ on the mean loss (with train.schedule)
+            mode="minibatch",  # minibatch (one exact step, Woodbury) | per_example (B steps of lr/B, Sherman-M.)
+            weight_decay=0.0,  # L2 on W, applied exactly through U, U⁻ᵀ, ω and the bookkeeping
+            init_scale=1.0,  # V ~ N(0, init_scale² / d) with U = I at init
+            stabilize_every=10,  # steps between re-inverting U and resetting out-of-band singular values; 0 = never
+            singular_band=2.0,  # singular values of U are kept in [1/band, band] (reset to 1, W unchanged)
+            max_corrections=8,  # singular values reset per stabilisation (the farthest out first), O(L·d) each
+            refactorize_fraction=0.34,  # more than this share of singular values out of band: V <- W, U <- I instead
+        )
+    )
+
+    config.lsh = ml_collections.ConfigDict(
+        dict(  # LSH candidate retrieval for the output layer (model.head.name=lsh, xcs.lsh); loss softmax or bce
+            family="dwta",  # wta | dwta (densified WTA) | simhash | uniform (no tables: true labels + random negatives)
+            bits=12,  # bits of a bucket key: 2^bits buckets per table (wta/dwta: a multiple of log2(window))
+            window=8,  # wta/dwta: coordinates compared per code (a power of two): log2(window) bits per code
+            num_tables=16,  # T: hash tables, each retrieving one bucket per query
+            bucket_size=32,  # S: label ids kept per bucket ([T, 2^bits, S] int32)
+            insertion="reservoir",  # fifo (a full bucket keeps the last labels) | reservoir (a uniform sample)
+            probes=16,  # dwta: 2-universal probes for the code of an empty bin (sparse vectors)
+            candidates=512,  # labels scored per point at prediction (retrieved, deduplicated, random fill)
+            batch_candidates=8192,  # labels shared by a training batch: its true labels, retrieved ones, random fill
+            predict="candidates",  # candidates (retrieve, re-score exactly, top-k) | exact (score all labels)
+            rehash="fixed",  # none | fixed (every rehash_interval) | exponential (growing intervals) | drift (checked)
+            rehash_interval=50,  # steps between rehashes (first interval for exponential; checks for drift)
+            rehash_growth=2.0,  # exponential: each interval is this many times the previous one
+            drift_threshold=0.05,  # drift: rehash when this share of sampled label keys changed (MONGOOSE)
+            drift_sample=4096,  # drift: label rows re-hashed per check
+            rebuild_interval=0,  # steps between drawing new hash functions (and rehashing); 0 = never
+            hash_chunk=8192,  # label rows hashed at once when (re)building the tables
+        )
+    )
 
     config.train = ml_collections.ConfigDict()
     config.train.steps = 0  # total optimizer steps; 0 = train.epochs passes over the training data
@@ -118,6 +199,16 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.keep_checkpoints = 2  # checkpoints kept on disk
     config.train.eval_every = 0  # steps between evaluations during training; 0 = only at the end
     config.train.progress = "auto"  # auto (bar on a terminal, log lines otherwise) | bar | lines | none
+    config.train.mode = "sync"  # sync | async (simulated bounded-staleness SGD, config.async_, xcs.train.async_step)
+
+    config.async_ = ml_collections.ConfigDict(
+        dict(  # train.mode=async: gradients computed on parameters up to max_staleness updates old
+            workers=4,  # W simulated workers; a gradient is at most W - 1 updates stale (and at most max_staleness)
+            max_staleness=2,  # τ: bound on the delay; τ = 0 is synchronous SGD exactly
+            delay="fixed",  # fixed (every delay min(τ, W-1): round-robin workers) | random (uniform in 0..min(τ, W-1))
+            seed=0,  # seed of the delay draws (independent of config.seed)
+        )
+    )
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 1024  # points per prediction batch

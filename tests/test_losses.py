@@ -18,6 +18,23 @@ def dense_reference(name, logits, targets):
     if name == "squared_hinge":
         sign = 2.0 * targets - 1.0
         return jnp.square(jax.nn.relu(1.0 - sign * logits)).sum(-1)
+    # The spherical family, from the dense output o and target y (not from q, s and the positives).
+    n = targets.sum(-1)
+
+    def mean_over_positives(values):
+        return jnp.where(n > 0, (targets * values).sum(-1) / jnp.maximum(n, 1), 0.0)
+
+    if name == "squared_error":
+        return jnp.square(logits - targets).sum(-1)
+    if name == "spherical_softmax":
+        f = jnp.square(logits) + 0.01
+        return -mean_over_positives(jnp.log(f / f.sum(-1, keepdims=True)))
+    if name == "taylor_softmax":
+        f = 1.0 + logits + 0.5 * jnp.square(logits)
+        return -mean_over_positives(jnp.log(f / f.sum(-1, keepdims=True)))
+    if name == "zloss":
+        z = (logits - logits.mean(-1, keepdims=True)) / jnp.sqrt(logits.var(-1, keepdims=True) + 1e-12)
+        return mean_over_positives(jax.nn.softplus(-z))
     raise AssertionError(name)
 
 

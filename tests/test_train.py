@@ -100,7 +100,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
 
 
 def test_nan_stops_with_the_step_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    real = loop.make_train_step
+    real = loop.make_step
 
     def poisoned(*args, **kwargs):
         step_fn = real(*args, **kwargs)
@@ -113,7 +113,7 @@ def test_nan_stops_with_the_step_and_keeps_last_good_checkpoint(tmp_path, monkey
 
         return wrapped
 
-    monkeypatch.setattr(loop, "make_train_step", poisoned)
+    monkeypatch.setattr(loop, "make_step", poisoned)
     config = load_config("configs/xmc.py", "smoke")
     config.train.checkpoint_every = 5
     config.train.progress = "none"

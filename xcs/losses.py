@@ -12,6 +12,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from xcs.spherical_losses import SPHERICAL_LOSSES, SphericalLoss
+
 LossFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 
@@ -48,10 +50,22 @@ def squared_hinge(logits: jax.Array, label_idx: jax.Array, label_mask: jax.Array
     return as_negative + jnp.where(label_mask, correction, 0.0).sum(-1)
 
 
+def from_spherical(fn: SphericalLoss) -> LossFn:
+    """The dense form of a spherical-family loss (xcs.spherical_losses): q and s summed over the logits."""
+
+    def loss(logits: jax.Array, label_idx: jax.Array, label_mask: jax.Array) -> jax.Array:
+        o_pos = positive_logits(logits, label_idx, label_mask)
+        return fn(o_pos, label_mask, jnp.square(logits).sum(-1), logits.sum(-1), logits.shape[-1])
+
+    return loss
+
+
 LOSSES: dict[str, LossFn] = {
     "softmax": softmax_cross_entropy,
     "bce": binary_cross_entropy,
     "squared_hinge": squared_hinge,
+    # The spherical family: what the factored head (model.head.name=factored) trains exactly.
+    **{name: from_spherical(fn) for name, fn in SPHERICAL_LOSSES.items()},
 }
 
 

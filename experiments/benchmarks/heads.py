@@ -5,14 +5,16 @@
 
 Each head comes from the model registry (xcs.models.HEADS) with the default config, the softmax
 loss over 4 random positives per point, and Adam; the step is jitted with the state donated, as
-in training. Rows: head, labels, dim, batch, step_ms, peak_rss_mb, state_mb (head parameters +
-optimizer state).
+in training. `fanin32`, `fanin64`, ... name the fixed fan-in head (`sparse`) with that fan-in.
+Rows: head, labels, dim, batch, step_ms, peak_rss_mb, state_mb (head parameters + optimizer
+state), index_mb (non-trainable head state, e.g. the sparse head's int32 indices).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import re
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +30,11 @@ from xcs.models import HEADS
 def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, positives: int = 4) -> dict:
     config = default.get_config()
     config.model.head.name = head_name
+    fanin = re.fullmatch(r"fanin(\d+)", head_name)
+    if fanin:
+        config.model.head.name, config.sparsity.fan_in = "sparse", int(fanin.group(1))
     config.model.encoder.width = dim
-    head = HEADS[head_name](config, dim, labels)
+    head = HEADS[config.model.head.name](config, dim, labels)
     loss_fn = get_loss("softmax")
     rng = np.random.default_rng(0)
     h = jnp.asarray(rng.normal(size=(batch, dim)), jnp.float32)
@@ -37,32 +42,36 @@ def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, pos
     label_mask = jnp.ones((batch, positives), bool)
     tx = optax.adam(1e-3)
     reset_peak_rss()
-    params = jax.jit(lambda k: head.init(k, h, label_idx, label_mask, loss_fn, method="loss"))(
-        jax.random.PRNGKey(0))["params"]
+    variables = jax.jit(lambda k: head.init(k, h, label_idx, label_mask, loss_fn, method="loss"))(
+        jax.random.PRNGKey(0))
+    params = variables.pop("params")
+    model_state = dict(variables)  # non-trainable collections (a sparse head's indices), read by the step
     state = (params, tx.init(params))
     state_mb = tree_mb(state)
+    index_mb = tree_mb(model_state)
 
-    def step(state, h, label_idx, label_mask):
+    def step(state, model_state, h, label_idx, label_mask):  # index arrays as arguments, not constants
         params, opt_state = state
 
         def objective(p):
-            return head.apply({"params": p}, h, label_idx, label_mask, loss_fn, method="loss").mean()
+            return head.apply({"params": p, **model_state}, h, label_idx, label_mask, loss_fn,
+                              method="loss").mean()
 
         loss, grads = jax.value_and_grad(objective)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
     step = jax.jit(step, donate_argnums=0)
-    del params
+    del params, variables
 
     def run():
         nonlocal state
-        state, loss = step(state, h, label_idx, label_mask)
+        state, loss = step(state, model_state, h, label_idx, label_mask)
         jax.block_until_ready(loss)
 
     ms = median_ms(run, repeats)
     row = dict(head=head_name, labels=labels, dim=dim, batch=batch, step_ms=ms, peak_rss_mb=peak_rss_mb(),
-               state_mb=state_mb)
+               state_mb=state_mb, index_mb=index_mb)
     state = None
     gc.collect()
     return row
@@ -70,7 +79,8 @@ def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, pos
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--heads", default="dense", help="comma-separated names from xcs.models.HEADS")
+    parser.add_argument("--heads", default="dense",
+                        help="comma-separated names from xcs.models.HEADS, or fanin<k> (sparse head, fan-in k)")
     parser.add_argument("--labels", default="10000,100000,670000")
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--batch", type=int, default=256)

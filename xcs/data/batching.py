@@ -3,7 +3,7 @@
 Every batch of a run has the same shapes (static shapes: one compilation per step function):
   feat_idx [B, F] int32, feat_val [B, F] float32  (padding: id 0 with value 0, adds nothing)
   label_idx [B, Y] int32, label_mask [B, Y] bool   (padding: id 0 with mask False)
-or x [B, d] float32 for dense features. Rows longer than F or Y are truncated, and how many
+or x [B, d] float32 for dense features, or factor0, factor1, ... [B, d_k] for Kronecker inputs. Rows longer than F or Y are truncated, and how many
 were is counted once up front and reported by the training loop, never silently.
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from xcs.data.dataset import Split
+from xcs.data.kronecker import factor_batch
 from xcs.data.sparse import CSR
 
 
@@ -68,7 +69,7 @@ class Batcher:
         self.label_width = max(1, max_labels or int(labels.row_lengths().max(initial=0)))
         self.label_truncation = truncation(labels, self.label_width)
         self.features = None
-        if not self.dense:
+        if not self.dense and split.factors is None:
             feats = split.features
             self.feature_width = max(1, max_features or int(feats.row_lengths().max(initial=0)))
             self.feature_truncation = truncation(feats, self.feature_width)
@@ -78,6 +79,8 @@ class Batcher:
         batch: dict[str, np.ndarray] = {}
         if self.dense:
             batch["x"] = np.asarray(self.split.dense[rows], dtype=np.float32)
+        elif self.split.factors is not None:
+            batch.update(factor_batch(self.split.factors, rows))
         else:
             batch["feat_idx"], batch["feat_val"], _ = pad_rows(self.features, rows, self.feature_width)
         batch["label_idx"], _, batch["label_mask"] = pad_rows(self.split.labels, rows, self.label_width)
@@ -85,7 +88,7 @@ class Batcher:
 
     def truncation_report(self) -> dict[str, dict[str, int]]:
         report = {"labels": dataclasses.asdict(self.label_truncation)}
-        if not self.dense:
+        if self.features is not None:
             report["features"] = dataclasses.asdict(self.feature_truncation)
         return report
 

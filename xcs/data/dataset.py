@@ -13,11 +13,12 @@ from xcs.data.sparse import CSR
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """One split: labels plus either sparse features (CSR) or dense features [N, d]."""
+    """One split: labels plus either sparse features (CSR), dense features [N, d] or Kronecker factors."""
 
     labels: CSR
     features: CSR | None = None
     dense: np.ndarray | None = None
+    factors: tuple[np.ndarray, ...] | None = None  # x = factors[0][i] ⊗ factors[1][i] ⊗ ... (xcs.data.kronecker)
 
     @property
     def num_points(self) -> int:
@@ -28,6 +29,7 @@ class Split:
             labels=self.labels.take(rows),
             features=None if self.features is None else self.features.take(rows),
             dense=None if self.dense is None else np.asarray(self.dense[rows]),
+            factors=None if self.factors is None else tuple(np.asarray(f[rows]) for f in self.factors),
         )
 
 
@@ -82,6 +84,10 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
         spec = region.RegionSpec(**config.region.to_dict())
         train, test = (_split(region.generate_split(spec, s)) for s in ("train", "test"))
         location = f"region {spec}"
+    elif config.source == "kronecker":
+        from xcs.data import kronecker
+
+        train, test, location = kronecker.load_splits(config)
     elif config.source in ("xmc_repo", "tfds"):
         directory = data_dir(config)
         if not os.path.isdir(directory):
@@ -99,10 +105,13 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
             train, test = (_split(tfds_builder.load_tfds_split(tfds_dir, directory, s)) for s in ("train", "test"))
         location = os.path.abspath(directory)
     else:
-        raise ValueError(f"config.data.source={config.source!r}: expected synthetic, xmc_repo, tfds or region")
+        raise ValueError(f"config.data.source={config.source!r}: expected synthetic, xmc_repo, tfds, region or "
+                         "kronecker")
 
     num_labels = max(train.labels.num_cols, test.labels.num_cols)
-    if train.dense is not None:
+    if train.factors is not None:
+        num_features = int(np.prod([f.shape[1] for f in train.factors]))  # d of x = ⊗ factors (never formed)
+    elif train.dense is not None:
         num_features = train.dense.shape[1]
         if test.dense is None or test.dense.shape[1] != num_features:
             raise ValueError(f"{location}: train and test feature dimensions differ")

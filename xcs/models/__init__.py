@@ -12,12 +12,22 @@ import flax.linen as nn
 import jax
 import ml_collections
 
+from xcs.data.dataset import Dataset
 from xcs.losses import LossFn
 from xcs.models.encoders import make_bag_encoder, make_dense_encoder
+from xcs.models.factored_head import make_factored_head
+from xcs.models.head_wrappers import ACTIVATIONS, AuxObjective, Intermediate
 from xcs.models.heads import make_dense_head
+from xcs.models.kronecker import make_kronecker_encoder
+from xcs.models.lsh_head import make_lsh_head
+from xcs.models.sparse_head import make_sparse_head
+from xcs.sparsity.clusters import cached_label_clusters
 
-ENCODERS: dict[str, Callable[..., nn.Module]] = {"bag": make_bag_encoder, "dense": make_dense_encoder}
-HEADS: dict[str, Callable[..., nn.Module]] = {"dense": make_dense_head}
+ENCODERS: dict[str, Callable[..., nn.Module]] = {
+    "bag": make_bag_encoder, "dense": make_dense_encoder, "kronecker": make_kronecker_encoder}
+HEADS: dict[str, Callable[..., nn.Module]] = {
+    "dense": make_dense_head, "factored": make_factored_head, "sparse": make_sparse_head,
+    "lsh": make_lsh_head}
 
 
 class XMCModel(nn.Module):
@@ -43,9 +53,37 @@ def _pick(registry: dict[str, Callable[..., nn.Module]], name: str, key: str) ->
     return registry[name]
 
 
-def build_model(config: ml_collections.ConfigDict, num_features: int, num_labels: int) -> XMCModel:
-    """The model of `config.model` for a data set of this many features and labels."""
+def build_model(config: ml_collections.ConfigDict, num_features: int, num_labels: int,
+                data: Dataset | None = None, workdir: str | None = None) -> XMCModel:
+    """The model of `config.model` for a data set of this many features and labels.
+
+    `data` is needed by parts built from the training data (the label clusters of the auxiliary
+    objective, config.aux), which are cached in `workdir`.
+    """
     encoder = _pick(ENCODERS, config.model.encoder.name, "config.model.encoder.name")(config, num_features)
-    head = _pick(HEADS, config.model.head.name, "config.model.head.name")(
-        config, config.model.encoder.width, num_labels)
+    head_config = config.model.head
+    make_head = _pick(HEADS, head_config.name, "config.model.head.name")
+    if head_config.intermediate > 0:
+        if head_config.intermediate_activation not in ACTIVATIONS:
+            raise ValueError(f"config.model.head.intermediate_activation={head_config.intermediate_activation!r}: "
+                             f"expected one of {sorted(ACTIVATIONS)}")
+        head = Intermediate(head_config.intermediate, head_config.intermediate_activation,
+                            make_head(config, head_config.intermediate, num_labels))
+    else:
+        head = make_head(config, config.model.encoder.width, num_labels)
+    if config.aux.clusters > 0:
+        head = _with_aux_objective(config, head, num_labels, data, workdir)
     return XMCModel(encoder=encoder, head=head)
+
+
+def _with_aux_objective(config: ml_collections.ConfigDict, head: nn.Module, num_labels: int, data: Dataset | None,
+                        workdir: str | None) -> AuxObjective:
+    aux = config.aux
+    if data is None:
+        raise ValueError("config.aux.clusters > 0: the auxiliary objective clusters labels by their training "
+                         "points; build_model needs data=")
+    if not 0.0 <= aux.alpha <= 1.0:
+        raise ValueError(f"config.aux.alpha={aux.alpha}: must be in [0, 1]")
+    clusters = cached_label_clusters(data.train, num_labels, aux.clusters, aux.projection, aux.kmeans_iterations,
+                                     config.seed, workdir)
+    return AuxObjective(head, aux.clusters, clusters, aux.alpha)

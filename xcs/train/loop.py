@@ -19,10 +19,12 @@ from xcs.metrics import inverse_propensity
 from xcs.models import build_model
 from xcs.system import machine_info, peak_rss_mb
 from xcs.train.actions import periodic_actions
+from xcs.train.async_step import make_step, wrap_optimizer
 from xcs.train.checkpoint import Checkpointer
 from xcs.train.evaluate import evaluate
+from xcs.train.head_updates import make_head_update
 from xcs.train.optim import make_optimizer
-from xcs.train.state import create_state, make_predict, make_train_step, variables
+from xcs.train.state import create_state, make_predict, variables
 from xcs.train.writers import MetricWriter, Progress
 
 
@@ -80,9 +82,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 logging.warning("%s: %d points have more than %d %s; %d entries truncated",
                                 split, t["rows"], t["width"], kind, t["entries"])
 
-    model = build_model(config, data.num_features, data.num_labels)
+    model = build_model(config, data.num_features, data.num_labels, data=data, workdir=workdir)
     loss_fn = get_loss(config.loss.name)
     tx, schedules = make_optimizer(config, steps)
+    tx = wrap_optimizer(config, tx)  # train.mode=async: the optimizer state also keeps parameter snapshots
     key = jax.random.PRNGKey(config.seed)
     init_key, step_key = jax.random.split(key)
     state = create_state(model, tx, iterator.batcher(iterator.rows_for_step(0)), loss_fn, init_key)
@@ -94,7 +97,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         state = checkpointer.restore(start, state)
         logging.info("resumed from checkpoint at step %d of %d", start, steps)
     last_good = start or None
-    train_step = make_train_step(model, tx, loss_fn, schedules)
+    train_step = make_step(config, model, tx, loss_fn, schedules, make_head_update(config, model, steps))
     actions = periodic_actions(config, model, steps)
     predict = make_predict(model, max(config.eval.top_k, config.eval.predict_k))
     inv_ps = inverse_propensity(data.train.labels, config.eval.propensity_a, config.eval.propensity_b)

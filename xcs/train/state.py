@@ -12,6 +12,7 @@ import optax
 
 from xcs.losses import LossFn
 from xcs.models import XMCModel
+from xcs.train.head_updates import HeadUpdate
 
 Batch = dict[str, jax.Array]
 
@@ -46,23 +47,44 @@ def create_state(model: XMCModel, tx: optax.GradientTransformation, example: Bat
 
 
 def make_train_step(model: XMCModel, tx: optax.GradientTransformation, loss_fn: LossFn,
-                    schedules: dict[str, optax.Schedule]) -> Callable[[TrainState, Batch, jax.Array], Any]:
-    """A jitted `(state, batch, key) -> (state, metrics)`; the input state is donated."""
+                    schedules: dict[str, optax.Schedule], head_update: HeadUpdate | None = None,
+                    ) -> Callable[[TrainState, Batch, jax.Array], Any]:
+    """A jitted `(state, batch, key) -> (state, metrics)`; the input state is donated.
+
+    With `head_update` (a head that owns its update, xcs.train.head_updates) the head is not
+    differentiated: it updates its state in model_state and returns ∂loss/∂h, which is pulled back
+    through the encoder.
+    """
 
     def train_step(state: TrainState, batch: Batch, key: jax.Array):
         dropout_key = jax.random.fold_in(key, state.step)
+        model_state = state.model_state
 
-        def objective(params):
-            per_point = model.apply({"params": params, **state.model_state}, batch, loss_fn, True,
-                                    method=XMCModel.loss, rngs={"dropout": dropout_key})
-            return per_point.mean()
+        if head_update is None:
+            def objective(params):
+                per_point = model.apply({"params": params, **state.model_state}, batch, loss_fn, True,
+                                        method=XMCModel.loss, rngs={"dropout": dropout_key})
+                return per_point.mean()
 
-        loss, grads = jax.value_and_grad(objective)(state.params)
+            loss, grads = jax.value_and_grad(objective)(state.params)
+        else:
+            def encode(params):
+                return model.apply({"params": params, **state.model_state}, batch, True, rngs={"dropout": dropout_key})
+
+            h, pullback = jax.vjp(encode, state.params)
+            head_lr = head_update.learning_rate(state.step)
+            model_state, per_point, grad_h = head_update.update(
+                state.model_state, h, batch, head_lr, jax.random.fold_in(dropout_key, 1))
+            (grads,) = pullback(grad_h.astype(h.dtype))
+            loss = per_point.mean()
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
         metrics.update({f"lr_{part}": schedule(state.step) for part, schedule in schedules.items()})
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+        if head_update is not None:
+            metrics["lr_head"] = head_lr
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, model_state=model_state)
+        return new_state, metrics
 
     return jax.jit(train_step, donate_argnums=0)
 

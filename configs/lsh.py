@@ -1,0 +1,37 @@
+"""The LSH output layer (model.head.name=lsh): candidates from hash tables over the label weights.
+
+Variants (`--config=configs/lsh.py:family=dwta,rehash=drift,smoke`):
+  data=synthetic|NAME   as in configs/xmc.py
+  family=NAME           dwta (default) | wta | simhash | uniform (sampled softmax with uniform
+                        negatives, predicting by exact scoring)
+  rehash=NAME           fixed (default) | exponential | drift | none
+  smoke                 a run that takes seconds (tests run it end to end)
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import xmc
+from xcs.config import parse_arg
+
+VARIANTS = {"data": "synthetic", "family": "dwta", "rehash": "fixed", "smoke": False}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    v = parse_arg(arg, VARIANTS)
+    config = xmc.get_config(f"data={v.data}" + (",smoke" if v.smoke else ""))
+    config.model.head.name = "lsh"
+    config.lsh.family = v.family
+    config.lsh.rehash = v.rehash
+    if v.family == "uniform":
+        config.lsh.predict = "exact"
+    if v.smoke:
+        lsh = config.lsh
+        lsh.bits, lsh.num_tables, lsh.bucket_size = 6, 4, 8
+        lsh.candidates, lsh.batch_candidates = 64, 256
+        # More labels than the candidate block, so that retrieval matters even in the smoke run.
+        config.data.synthetic.num_labels, config.data.max_labels, config.train.batch_size = 2000, 4, 32
+        lsh.rehash_interval, lsh.drift_sample, lsh.hash_chunk = 10, 64, 128
+        lsh.rebuild_interval = 20
+    return config

@@ -1,0 +1,100 @@
+"""Table: dynamic sparse training of the classifier (Ullah et al. 2024) against dense heads.
+
+    python launch.py --config=configs/tables/dst.py:data=wordnet_hypernyms --sweep --workdir=runs/tables/dst_wn
+    python launch.py --config=configs/tables/dst.py:data=synthetic500k --sweep --workdir=runs/tables/dst_syn
+    python -m xcs.report runs/tables/dst_wn
+
+Rows: dense / dense bottleneck (a dense head on a linear layer of width k: the same head
+parameter count as fan-in k) / static fixed fan-in / SET / RigL / RigL + intermediate layer /
+RigL + intermediate + auxiliary objective, at fan-in 128, 64, 32 on a 768-wide encoder output
+(sparsity 83 %, 92 %, 96 %).
+
+Variants (`:key=value,...`):
+  data=NAME        wordnet_hypernyms (default; XC files in $XCS_DATA_DIR) | synthetic500k (generated,
+                   500k labels) | any XC-format directory name
+  intermediate=N   width of the intermediate layer (default 4096)
+  clusters=N       label clusters of the auxiliary objective (default 1024)
+  smoke            seconds-long runs on the small synthetic data, fan-ins and widths scaled down
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+from configs import dst
+from xcs.config import parse_arg
+
+VARIANTS = {"data": "wordnet_hypernyms", "intermediate": 4096, "clusters": 1024, "smoke": False}
+WIDTH = 768  # encoder output width the sparsities refer to
+FAN_INS = (128, 64, 32)  # 1 - k/768 = 83 %, 92 %, 96 % sparsity
+
+
+def _variant(arg: str | None) -> ml_collections.ConfigDict:
+    v = parse_arg(arg, VARIANTS)
+    if v.smoke and "data=" not in (arg or ""):
+        v.data = "synthetic"
+    return v
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    v = _variant(arg)
+    data = "synthetic" if v.data == "synthetic500k" else v.data
+    config = dst.get_config(f"data={data},head=dense,algorithm=static,intermediate=0,aux=0"
+                            + (",smoke" if v.smoke else ""))
+    if v.data == "synthetic500k":
+        s = config.data.synthetic
+        s.num_labels, s.num_clusters, s.num_features = 500_000, 5_000, 1_000_000
+        s.num_train, s.num_test = 1_000_000, 100_000
+    if not v.smoke:
+        config.model.encoder.width = WIDTH
+    config.model.head.intermediate_activation = "relu"
+    config.aux.alpha, config.aux.cutoff = 0.5, 0.5
+    config.sparsity.rewire_interval, config.sparsity.rewire_end, config.sparsity.drop_fraction = 100, 0.75, 0.3
+    return config
+
+
+def _scale(v: ml_collections.ConfigDict) -> tuple[tuple[int, ...], int, int]:
+    """Fan-ins, intermediate width and clusters; scaled to the 32-wide smoke encoder in smoke runs."""
+    if v.smoke:
+        return tuple(k * 32 // WIDTH or 1 for k in FAN_INS), 64, 8
+    return FAN_INS, v.intermediate, v.clusters
+
+
+def sweep(add, arg: str | None = None) -> None:
+    fan_ins, intermediate, clusters = _scale(_variant(arg))
+    add(**{"model.head.name": "dense"})
+    for k in fan_ins:
+        add(**{"model.head.name": "dense", "model.head.intermediate": k,
+               "model.head.intermediate_activation": "none"})
+        for algorithm in ("static", "set", "rigl"):
+            add(**{"model.head.name": "sparse", "sparsity.fan_in": k, "sparsity.algorithm": algorithm})
+        add(**{"model.head.name": "sparse", "sparsity.fan_in": k, "sparsity.algorithm": "rigl",
+               "model.head.intermediate": intermediate})
+        add(**{"model.head.name": "sparse", "sparsity.fan_in": k, "sparsity.algorithm": "rigl",
+               "model.head.intermediate": intermediate, "aux.clusters": clusters})
+
+
+def _row(config: dict[str, Any]) -> str:
+    head, sparsity, width = config["model"]["head"], config["sparsity"], config["model"]["encoder"]["width"]
+    if head["name"] == "dense":
+        return "dense" if not head["intermediate"] else f"dense bottleneck r={head['intermediate']}"
+    k = sparsity["fan_in"]
+    name = {"static": "static fixed fan-in", "set": "SET", "rigl": "RigL"}[sparsity["algorithm"]]
+    if head["intermediate"]:
+        name += f" + intermediate {head['intermediate']}"
+    if config["aux"]["clusters"]:
+        name += f" + aux ({config['aux']['clusters']} clusters)"
+    return f"k={k} ({100 * (1 - k / width):.0f} % sparse) {name}"
+
+
+def table(arg: str | None = None) -> dict[str, Any]:
+    return dict(
+        title=f"Dynamic sparse training of the classifier on {_variant(arg).data}",
+        row_header="head",
+        rows=_row,
+        columns=["P@1", "P@3", "P@5", "PSP@5", "num_params", "peak_rss_mb", "seconds_per_epoch"],
+        at_k=["P", "PSP"],
+        curves=["loss"],
+    )

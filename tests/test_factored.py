@@ -1,0 +1,284 @@
+"""The factored output layer against plain SGD on a dense W (xcs.models.factored, head, train step)."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs.tables import factored as factored_table
+from tests.conftest import ROOT
+from xcs.data.batching import Batcher, EpochIterator
+from xcs.data.dataset import load_dataset
+from xcs.losses import from_spherical, get_loss
+from xcs.models import build_model
+from xcs.models import factored as F
+from xcs.models.factored_head import head_state
+from xcs.spherical_losses import SPHERICAL_LOSSES
+from xcs.train import loop
+from xcs.train.head_updates import make_head_update
+from xcs.train.optim import make_optimizer
+from xcs.train.state import create_state, make_train_step
+
+D, DIM, K = 2000, 16, 3
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def random_state(rng, labels=D, dim=DIM, dtype=np.float64):
+    """A generic factored state: random V, a non-trivial U and ω."""
+    V = rng.normal(size=(labels, dim)) * 0.3
+    U = np.eye(dim) + 0.2 * rng.normal(size=(dim, dim))
+    omega = rng.normal(size=dim) * 0.1
+    return F.factorize(*(jnp.asarray(x, dtype) for x in (V, U, omega)))
+
+
+def batches(rng, steps, m, labels=D, dim=DIM):
+    H = jnp.asarray(rng.normal(size=(steps, m, dim)) / np.sqrt(dim))
+    idx = jnp.asarray(rng.integers(0, labels, (steps, m, K)), jnp.int32)
+    idx = idx.at[:, 0, 1].set(idx[:, 0, 0])  # a repeated label id inside a point
+    if m > 1:
+        idx = idx.at[:, 1, 0].set(idx[:, 0, 0])  # and across points of the batch
+    mask = jnp.asarray(rng.random((steps, m, K)) < 0.8).at[:, :, 0].set(True)
+    return H, idx, mask
+
+
+def naive_sgd(W, H, idx, mask, loss_name, eta, weight_decay, per_example):
+    """Plain SGD on a dense W with jax.grad: the reference."""
+    dense_loss = from_spherical(SPHERICAL_LOSSES[loss_name])
+
+    def step(W, batch):
+        h, i, m = batch
+        grad = jax.grad(lambda W: dense_loss(h @ W.T, i, m).sum())(W)
+        return W - eta * (grad + weight_decay * W), None
+
+    def minibatch(W, batch):
+        if per_example:
+            return jax.lax.scan(step, W, tuple(x[:, None] for x in batch))[0], None
+        return step(W, batch)
+
+    return jax.jit(lambda W: jax.lax.scan(minibatch, W, (H, idx, mask))[0])(W)
+
+
+def factored_sgd(state, H, idx, mask, loss_name, eta, weight_decay, per_example):
+    update = F.sequential_update if per_example else F.minibatch_update
+    fn = SPHERICAL_LOSSES[loss_name]
+
+    def step(st, batch):
+        return update(st, *batch, fn, eta, weight_decay)[0], None
+
+    return jax.jit(lambda st: jax.lax.scan(step, st, (H, idx, mask))[0])(state)
+
+
+def assert_tracks(state, W):
+    Wf = F.weights(state)
+    assert float(jnp.abs(Wf - W).max()) <= 1e-9
+    assert float(jnp.abs(state.Q - W.T @ W).max()) <= 1e-9
+    assert float(jnp.abs(state.w_bar - W.sum(0)).max()) <= 1e-9
+    assert float(jnp.abs(state.Uinv_T @ state.U.T - jnp.eye(W.shape[1])).max()) <= 1e-9
+
+
+@pytest.mark.parametrize("loss_name", sorted(SPHERICAL_LOSSES))
+def test_minibatch_update_equals_dense_sgd(x64, loss_name):
+    """200 Woodbury minibatch steps (with weight decay) = 200 steps of SGD on the dense W."""
+    rng = np.random.default_rng(0)
+    state = random_state(rng)
+    W0 = F.weights(state)
+    H, idx, mask = batches(rng, 200, 8)
+    W = naive_sgd(W0, H, idx, mask, loss_name, 0.01, 0.1, per_example=False)
+    assert float(jnp.abs(W - W0).max()) > 1e-3  # the run moved W
+    assert_tracks(factored_sgd(state, H, idx, mask, loss_name, 0.01, 0.1, per_example=False), W)
+
+
+@pytest.mark.parametrize("loss_name", ["squared_error", "spherical_softmax"])
+def test_per_example_update_equals_online_sgd(x64, loss_name):
+    """200 Sherman–Morrison steps, one example each, = online SGD on the dense W."""
+    rng = np.random.default_rng(1)
+    state = random_state(rng)
+    H, idx, mask = batches(rng, 50, 4)  # 4 examples in order per minibatch: 200 steps
+    W = naive_sgd(F.weights(state), H, idx, mask, loss_name, 0.05, 0.0, per_example=True)
+    assert_tracks(factored_sgd(state, H, idx, mask, loss_name, 0.05, 0.0, per_example=True), W)
+
+
+@pytest.mark.parametrize("loss_name", sorted(SPHERICAL_LOSSES))
+def test_loss_and_grad_h_equal_jax_grad_of_the_naive_loss(x64, loss_name):
+    rng = np.random.default_rng(2)
+    state = random_state(rng)
+    W = F.weights(state)
+    H, idx, mask = (x[0] for x in batches(rng, 1, 16))
+    mask = mask.at[3].set(False)  # a point without positives
+    dense_loss = from_spherical(SPHERICAL_LOSSES[loss_name])
+    want_loss = dense_loss(H @ W.T, idx, mask)
+    want_grad = jax.grad(lambda H: dense_loss(H @ W.T, idx, mask).sum())(H)
+    loss, grad_h = F.loss_and_grad_h(state, H, idx, mask, SPHERICAL_LOSSES[loss_name])
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(grad_h, want_grad, rtol=1e-9, atol=1e-10)
+
+
+def test_spherical_losses_need_only_q_s_and_the_positives(x64):
+    """The dense form of squared error is ‖o − y‖² on the full output (a check of the family's algebra)."""
+    rng = np.random.default_rng(3)
+    logits = jnp.asarray(rng.normal(size=(4, 50)))
+    idx = jnp.asarray([[1, 2], [3, 0], [7, 7], [0, 0]], jnp.int32)
+    mask = jnp.asarray([[True, True], [True, False], [True, False], [False, False]])
+    y = jnp.zeros((4, 50)).at[jnp.arange(4)[:, None], idx].max(mask.astype(jnp.float64))
+    np.testing.assert_allclose(get_loss("squared_error")(logits, idx, mask), ((logits - y) ** 2).sum(-1))
+
+
+def _ill_conditioned(rng, singular_values, labels=D):
+    dim = len(singular_values)
+    q1, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    q2, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    U = q1 @ np.diag(singular_values) @ q2
+    return F.factorize(jnp.asarray(rng.normal(size=(labels, dim))), jnp.asarray(U), jnp.asarray(rng.normal(size=dim)))
+
+
+@pytest.mark.parametrize("out_of_band, action", [([], 0), ([1e-3, 0.1, 30.0], 1),
+                                                  ([1e-3, 0.01, 0.1, 0.3, 3.0, 10.0, 30.0, 100.0], 2)])
+def test_stabilize_keeps_W_and_restores_the_band(x64, out_of_band, action):
+    """In band: only U⁻ᵀ is re-inverted; a few out: rank-one corrections; many out: re-factorisation."""
+    rng = np.random.default_rng(4)
+    sv = rng.uniform(0.7, 1.4, DIM)
+    sv[: len(out_of_band)] = out_of_band
+    num_out = len(out_of_band)
+    state = _ill_conditioned(rng, sv)
+    W = F.weights(state)
+    new, info = jax.jit(F.stabilize)(state)
+    assert int(info.num_outside) == num_out and int(info.action) == action
+    assert float(jnp.abs(F.weights(new) - W).max()) <= 1e-10
+    new_sv = np.linalg.svd(np.asarray(new.U), compute_uv=False)
+    assert new_sv.min() >= 0.5 - 1e-9 and new_sv.max() <= 2.0 + 1e-9
+    np.testing.assert_allclose(new.Uinv_T, np.linalg.inv(np.asarray(new.U)).T, atol=1e-10)
+    np.testing.assert_allclose(new.Q, W.T @ W, rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(new.w_bar, W.sum(0), rtol=1e-10, atol=1e-8)
+
+
+def test_stabilize_corrects_at_most_max_corrections_per_call(x64):
+    rng = np.random.default_rng(5)
+    sv = np.ones(DIM)
+    sv[:4] = [0.01, 0.1, 0.3, 5.0]
+    state = _ill_conditioned(rng, sv)
+    new, info = F.stabilize(state, max_corrections=2)
+    assert int(info.action) == 1
+    remaining = np.sort(np.linalg.svd(np.asarray(new.U), compute_uv=False))
+    # The two farthest out on a log scale (0.01, 0.1) are reset; 0.3 and 5.0 wait for the next call.
+    np.testing.assert_allclose(remaining[[0, -1]], [0.3, 5.0], rtol=1e-9)
+    np.testing.assert_allclose(remaining[1:-1], 1.0, rtol=1e-9)
+    np.testing.assert_allclose(F.weights(new), F.weights(state), atol=1e-10)
+
+
+def test_float32_drift_with_stabilization_stays_small(x64):
+    """10k float32 Woodbury steps with periodic stabilisation stay within 1e-4 of float64 dense SGD."""
+    labels, dim, m, steps, every, eta = 64, 8, 4, 10_000, 10, 0.05
+    rng = np.random.default_rng(6)
+    W0 = rng.normal(size=(labels, dim)) * 0.3
+    H = rng.normal(size=(steps, m, dim)) / np.sqrt(dim)
+    idx = rng.integers(0, labels, (steps, m, K)).astype(np.int32)
+    mask = np.ones((steps, m, K), bool)
+    W = naive_sgd(jnp.asarray(W0), jnp.asarray(H), jnp.asarray(idx), jnp.asarray(mask), "squared_error", eta, 0.0,
+                  per_example=False)
+    fn = SPHERICAL_LOSSES["squared_error"]
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    state = F.factorize(f32(W0), jnp.eye(dim, dtype=jnp.float32), jnp.zeros(dim, jnp.float32))
+
+    def step(carry, batch):
+        st, t = carry
+        st = F.minibatch_update(st, *batch, fn, eta)[0]
+        st = jax.lax.cond(t % every == every - 1, lambda s: F.stabilize(s)[0], lambda s: s, st)
+        return (st, t + 1), jnp.linalg.svd(st.U, compute_uv=False)[-1]
+
+    batches_ = (f32(H), jnp.asarray(idx), jnp.asarray(mask))
+    (state, _), smallest = jax.jit(lambda st: jax.lax.scan(step, (st, 0), batches_))(state)
+    assert float(smallest.min()) < 0.5  # U did leave the band between stabilisations
+    scale = float(jnp.abs(W).max())
+    assert float(jnp.abs(F.weights(state) - W).max()) / scale <= 1e-4
+    assert float(jnp.abs(state.Q - W.T @ W).max()) / float(jnp.abs(W.T @ W).max()) <= 1e-4
+
+
+def test_topk_equals_dense_topk(x64):
+    rng = np.random.default_rng(7)
+    state = random_state(rng, labels=300)
+    H = jnp.asarray(rng.normal(size=(5, DIM)))
+    scores, ids = F.topk(state, H, 7, label_chunk=64)
+    want_scores, want_ids = jax.lax.top_k(H @ F.weights(state).T, 7)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-12)
+    np.testing.assert_array_equal(ids, want_ids)
+
+
+def _train_steps(config, head, steps):
+    config = config.copy_and_resolve_references()
+    config.model.head.name = head
+    data = load_dataset(config.data, config.seed)
+    it = EpochIterator(Batcher(data.train, 0, 0), config.train.batch_size, config.seed)
+    model = build_model(config, data.num_features, data.num_labels)
+    tx, schedules = make_optimizer(config, steps)
+    loss_fn = get_loss(config.loss.name)
+    state = create_state(model, tx, it.batcher(it.rows_for_step(0)), loss_fn, jax.random.PRNGKey(0))
+    step = make_train_step(model, tx, loss_fn, schedules, make_head_update(config, model, steps))
+    return state, step, [it.batcher(it.rows_for_step(s)) for s in range(steps)]
+
+
+def test_train_step_with_factored_head_equals_dense_head_with_sgd():
+    """Through the head-update hook: encoder and W after 8 steps equal a dense head trained by SGD."""
+    config = factored_table.get_config("smoke,loss=spherical_softmax")
+    config.factored.weight_decay = config.train.optimizer.head.weight_decay = 0.01
+    config.factored.learning_rate = config.train.optimizer.head.learning_rate = 0.05
+    steps, d = 8, config.model.encoder.width
+    fstate, fstep, batches_ = _train_steps(config, "factored", steps)
+    dstate, dstep, _ = _train_steps(config, "dense", steps)
+    W = F.weights(head_state(fstate.model_state))
+    params = {"encoder": fstate.params["encoder"], "head": {"kernel": W[:, :d].T, "bias": W[:, d]}}
+    dstate = dstate.replace(params=jax.tree.map(jnp.array, params))
+    key = jax.random.PRNGKey(1)
+    for batch in batches_:
+        fstate, fmetrics = fstep(fstate, batch, key)
+        dstate, dmetrics = dstep(dstate, batch, key)
+    np.testing.assert_allclose(fmetrics["loss"], dmetrics["loss"], rtol=1e-5)
+    np.testing.assert_allclose(fmetrics["lr_head"], dmetrics["lr_head"])
+    W = F.weights(head_state(fstate.model_state))
+    Wd = jnp.concatenate([dstate.params["head"]["kernel"].T, dstate.params["head"]["bias"][:, None]], 1)
+    assert float(jnp.abs(W - Wd).max()) <= 1e-5 * float(jnp.abs(Wd).max())
+    for a, b in zip(jax.tree.leaves(fstate.params["encoder"]), jax.tree.leaves(dstate.params["encoder"])):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_factored_head_refuses_a_loss_outside_the_spherical_family():
+    config = factored_table.get_config("smoke")
+    config.loss.name = "softmax"
+    with pytest.raises(ValueError, match="config.loss.name='softmax'.*spherical"):
+        build_model(config, 10, 20)
+
+
+def test_launch_with_factored_head_then_resume(tmp_path):
+    """launch.py trains the factored head (per-example updates); a longer run resumes from its checkpoint."""
+    cmd = [sys.executable, "launch.py", "--config=configs/tables/factored.py:smoke", f"--workdir={tmp_path}",
+           "--config.train.progress=none", "--config.train.steps=20", "--config.train.checkpoint_every=10",
+           "--config.train.log_every=10", "--config.eval.write_predictions=false", "--config.factored.mode=per_example"]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "P@1" in run.stdout
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [10, 20] and lines[-1]["lr_head"] > 0
+    config = factored_table.get_config("smoke")
+    config.factored.mode = "per_example"
+    config.train.steps, config.train.progress, config.eval.write_predictions = 30, "none", False
+    results = loop.train_and_evaluate(config, str(tmp_path))
+    assert results["resumed_from_step"] == 20 and results["steps"] == 30 and results["test"]["P@1"] > 0
+
+
+def test_benchmark_quick(tmp_path):
+    out = tmp_path / "factored.json"
+    run = subprocess.run([sys.executable, "-m", "experiments.benchmarks.factored", "--quick", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    for row in rows:
+        assert {"D", "d", "batch", "factored_ms", "naive_ms", "speedup", "theory", "peak_rss_mb"} <= set(row)
+        assert row["theory"] == row["D"] / (4 * row["d"]) and row["factored_ms"] > 0

@@ -1,0 +1,146 @@
+"""Kronecker data and the dense / primal / structured representations of the two-layer network."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import default
+from xcs.data import kronecker as kdata
+from xcs.data.batching import Batcher
+from xcs.data.dataset import load_dataset
+from xcs.models import kronecker as km
+
+
+def _factors(rng, n, dims):
+    return [jnp.asarray(f) for f in kdata.unit_factors(rng, n, dims)]
+
+
+@pytest.mark.parametrize("dims", [(4, 5), (3, 2, 4)])
+def test_projection_and_gram_equal_the_formed_x(dims):
+    rng = np.random.default_rng(0)
+    factors = _factors(rng, 7, dims)
+    w = jnp.asarray(rng.standard_normal((6, *dims)), jnp.float32)
+    x = km.formed_x(factors)
+    # The naive reference: the outer product built with numpy, then a dense layer.
+    x_np = np.stack([np.einsum(",".join("abc"[:len(dims)]) + "->" + "abc"[:len(dims)], *[np.asarray(f[i])
+                                                                                        for f in factors]).ravel()
+                     for i in range(7)])
+    np.testing.assert_allclose(x, x_np, rtol=1e-6)
+    np.testing.assert_allclose(km.project(w, factors), x_np @ np.asarray(w).reshape(6, -1).T, rtol=1e-5, atol=1e-5)
+    others = _factors(rng, 3, dims)
+    np.testing.assert_allclose(km.gram_rows(others, factors), km.formed_x(others) @ x_np.T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(x_np, axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("use_gram", [False, True])
+def test_primal_structured_and_dense_agree_after_20_sgd_steps(use_gram):
+    rng = np.random.default_rng(1)
+    dims, m, n, batch, shift, lr = (5, 6), 16, 40, 8, 0.3, 0.5
+    train = _factors(rng, n, dims)
+    y = jnp.asarray(rng.standard_normal(n), jnp.float32)
+    new = _factors(rng, 9, dims)
+    w0, a = km.init_network(jax.random.PRNGKey(3), dims, m)
+    x_train = km.formed_x(train)
+
+    state = km.init_structured(w0, train, chunk=16)
+    np.testing.assert_allclose(state.pre, (x_train @ w0.reshape(m, -1).T).T, rtol=1e-5, atol=1e-5)
+    gram = x_train @ x_train.T if use_gram else None
+    w_primal, w_dense = w0, w0.reshape(m, -1)
+    primal_step, dense_step = jax.jit(km.primal_step), jax.jit(km.dense_step)
+    structured_step = jax.jit(km.structured_step)
+    active = []
+    for _ in range(20):
+        rows = jnp.asarray(rng.choice(n, batch, replace=False))
+        fb = [f[rows] for f in train]
+        w_primal, loss_p = primal_step(w_primal, a, shift, fb, y[rows], lr)
+        w_dense, loss_d = dense_step(w_dense, a, shift, km.formed_x(fb), y[rows], lr)
+        state, metrics = structured_step(state, rows, y[rows], train, a, shift, lr, gram)
+        np.testing.assert_allclose(metrics["loss"], loss_p, rtol=1e-4)
+        np.testing.assert_allclose(loss_d, loss_p, rtol=1e-4)
+        active.append(float(metrics["active_frac"]))
+    assert 0.0 < min(active) and max(active) < 1.0  # the shift makes some neurons inactive
+    assert not np.allclose(w_primal, w0, atol=1e-3)  # training moved the weights
+    np.testing.assert_allclose(w_dense.reshape(w0.shape), w_primal, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(km.structured_weights(state, w0, train), w_primal, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(state.pre, km.project(w_primal, train).T, rtol=1e-4, atol=1e-4)
+    out_primal = km.output(km.project(w_primal, new), a, shift)
+    out_dense = km.output(km.formed_x(new) @ w_dense.T, a, shift)
+    out_struct = km.structured_predict(state, w0, a, shift, train, new)
+    np.testing.assert_allclose(out_dense, out_primal, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out_struct, out_primal, rtol=1e-4, atol=1e-5)
+
+
+def test_synthetic_generator_targets_and_reproducibility():
+    spec = kdata.KroneckerSpec(num_train=300, num_test=50, dims=(6, 7), num_classes=5, seed=2)
+    (u, v), labels = kdata.generate_split(spec, "train")
+    assert u.shape == (300, 6) and v.shape == (300, 7) and labels.num_cols == 5
+    np.testing.assert_allclose(np.linalg.norm(u, axis=1), 1.0, rtol=1e-5)
+    # The class is the argmax of the planted teacher, computed here on the formed x.
+    rng = np.random.default_rng([2, 0x7EAC])
+    p = [rng.standard_normal((5, 4, d)) for d in (6, 7)]
+    a = np.einsum("crd,cre->cde", p[0], p[1]).reshape(5, -1) / 2.0
+    x = np.einsum("nd,ne->nde", u, v).reshape(300, -1)
+    np.testing.assert_array_equal(labels.indices, np.argmax(x @ a.T, axis=1))
+    assert len(np.unique(labels.indices)) > 1
+    (u2, _), labels2 = kdata.generate_split(spec, "train")
+    np.testing.assert_array_equal(u, u2)
+    np.testing.assert_array_equal(labels.indices, labels2.indices)
+    (_, _), y = kdata.generate_split(kdata.KroneckerSpec(num_train=20, dims=(3, 3), task="regression"), "train")
+    assert y.dtype == np.float32 and y.shape == (20,)
+    with pytest.raises(ValueError, match="config.data.kronecker.task"):
+        kdata.KroneckerSpec(task="ranking")
+
+
+def _data_config(**kw) -> ml_collections.ConfigDict:
+    config = default.get_config().data
+    config.source = "kronecker"
+    k = config.kronecker
+    k.num_train, k.num_test, k.dims = 100, 30, (4, 3)
+    for key, value in kw.items():
+        setattr(config, key, value)
+    return config
+
+
+def test_load_dataset_and_batches_carry_factors_not_x(tmp_path):
+    data = load_dataset(_data_config(), seed=0)
+    assert data.num_features == 12 and data.num_labels == 10 and data.train.factors[0].shape == (100, 4)
+    batch = Batcher(data.train, 0, 0)(np.arange(5))
+    assert sorted(batch) == ["factor0", "factor1", "label_idx", "label_mask"]
+    assert batch["factor1"].shape == (5, 3)
+
+    # User files: the same data written as .npy and read back.
+    for split_name, split in (("train", data.train), ("test", data.test)):
+        for k, f in enumerate(split.factors):
+            np.save(tmp_path / f"{split_name}_factor{k}.npy", f)
+        np.save(tmp_path / f"{split_name}_y.npy", split.labels.indices.astype(np.int64))
+    config = _data_config(dir=str(tmp_path))
+    config.kronecker.from_files = True
+    loaded = load_dataset(config, seed=0)
+    np.testing.assert_array_equal(loaded.train.factors[1], data.train.factors[1])
+    np.testing.assert_array_equal(loaded.test.labels.indices, data.test.labels.indices)
+
+    np.save(tmp_path / "train_factor1.npy", np.zeros((99, 3)))
+    with pytest.raises(ValueError, match="train_factor1.npy: 99 rows"):
+        load_dataset(config, seed=0)
+    np.save(tmp_path / "train_factor1.npy", data.train.factors[1])
+    np.save(tmp_path / "train_y.npy", np.zeros(100, np.float32))
+    with pytest.raises(ValueError, match="regression"):
+        load_dataset(config, seed=0)
+
+
+def test_kronecker_encoder_is_the_primal_layer():
+    config = default.get_config()
+    config.model.encoder.name, config.model.encoder.width, config.kronecker.shift = "kronecker", 8, 0.2
+    encoder = km.make_kronecker_encoder(config, 12)
+    rng = np.random.default_rng(4)
+    u, v = _factors(rng, 5, (4, 3))
+    batch = {"factor0": u, "factor1": v}
+    variables = encoder.init(jax.random.PRNGKey(0), batch, False)
+    w = variables["params"]["kernel"]
+    assert w.shape == (8, 4, 3)
+    h = encoder.apply(variables, batch, False)
+    np.testing.assert_allclose(h, np.maximum(km.formed_x([u, v]) @ w.reshape(8, -1).T - 0.2, 0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(KeyError, match="factor0"):
+        encoder.apply(variables, {"x": u}, False)

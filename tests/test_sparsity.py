@@ -1,0 +1,280 @@
+"""Dynamic sparse training: the fixed fan-in layer against a dense masked matmul, prune/regrow
+invariants, a hand-worked RigL case, optimizer-moment reset, the schedules, label clusters, the
+auxiliary objective, and smoke runs of every algorithm through launch.py."""
+
+import itertools
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import dst
+from tests.conftest import ROOT
+from xcs.data.dataset import Split
+from xcs.data.sparse import CSR
+from xcs.losses import get_loss
+from xcs.models import XMCModel, build_model
+from xcs.models.head_wrappers import first_occurrences
+from xcs.sparsity import actions as dst_actions
+from xcs.sparsity import clusters, fanin, rewire
+
+
+def _dense(weight, indices, d):
+    rows = np.arange(weight.shape[0])[:, None]
+    return jnp.zeros((weight.shape[0], d), weight.dtype).at[rows, indices].add(weight)
+
+
+@pytest.mark.parametrize("matmul", [fanin.fanin_matmul, fanin.fanin_matmul_gather])
+@pytest.mark.parametrize("num_labels,chunk", [(37, 8), (5, 5)])
+def test_fanin_forward_and_both_gradients_equal_dense_masked_matmul(matmul, num_labels, chunk):
+    d, k, b = 12, 5, 6
+    key = jax.random.PRNGKey(num_labels)
+    kh, kw, ki, kr = jax.random.split(key, 4)
+    h = jax.random.normal(kh, (b, d))
+    w = jax.random.normal(kw, (num_labels, k))
+    idx = fanin.sample_indices(ki, num_labels, d, k, chunk)
+    probe = jax.random.normal(kr, (b, num_labels))  # a random linear functional of the logits
+
+    def sparse(h, w):
+        return matmul(h, w, idx, chunk)
+
+    def reference(h, w):
+        return h @ _dense(w, idx, d).T
+
+    np.testing.assert_allclose(jax.jit(sparse)(h, w), reference(h, w), rtol=1e-5, atol=1e-5)
+    got = jax.jit(jax.grad(lambda h, w: (sparse(h, w) * probe).sum(), (0, 1)))(h, w)
+    want = jax.grad(lambda h, w: (reference(h, w) * probe).sum(), (0, 1))(h, w)
+    for a, e in zip(got, want):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+def test_sampled_indices_are_distinct_per_row_and_cover_inputs():
+    idx = np.asarray(fanin.sample_indices(jax.random.PRNGKey(0), 500, 20, 6, 64))
+    assert idx.shape == (500, 6) and idx.dtype == np.int32
+    assert all(len(set(r)) == 6 for r in idx) and idx.min() >= 0 and idx.max() < 20
+    counts = np.bincount(idx.ravel(), minlength=20)
+    assert counts.min() > 0.6 * counts.mean()  # roughly uniform over the inputs
+
+
+@pytest.mark.parametrize("kernel", ["block", "gather"])
+def test_sparse_head_topk_equals_dense_topk(kernel):
+    config = dst.get_config("smoke,intermediate=0,aux=0")
+    config.sparsity.kernel = kernel
+    config.sparsity.block_mb = 0.0005  # several chunks
+    from xcs.models.sparse_head import make_sparse_head
+
+    head = make_sparse_head(config, 16, 50)
+    h = jax.random.normal(jax.random.PRNGKey(1), (7, 16))
+    label_idx, label_mask = jnp.zeros((7, 2), jnp.int32), jnp.ones((7, 2), bool)
+    variables = jax.jit(lambda k: head.init(k, h, label_idx, label_mask, get_loss("softmax"), method="loss"))(
+        jax.random.PRNGKey(2))
+    variables["params"]["bias"] = jax.random.normal(jax.random.PRNGKey(3), (50,))
+    scores, ids = jax.jit(lambda v, h: head.apply(v, h, 5, method="topk"))(variables, h)
+    dense = h @ _dense(variables["params"]["weight"], variables["sparsity"]["indices"], 16).T + variables["params"][
+        "bias"]
+    want_s, want_i = jax.lax.top_k(dense, 5)
+    np.testing.assert_allclose(scores, want_s, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(ids, want_i)
+
+
+def _rewire(algorithm, weight, indices, d, n, bound, chunk, key, g=None, h=None):
+    scores = rewire.set_scores(key, d) if algorithm == "set" else rewire.rigl_scores(g, h)
+    return rewire.prune_regrow(weight, indices, scores, n, bound, chunk, lambda s, shape: jnp.zeros(shape))
+
+
+@pytest.mark.parametrize("algorithm,fan_in,num_labels", list(itertools.product(["set", "rigl"], [1, 6], [1, 21])))
+def test_prune_regrow_invariants(algorithm, fan_in, num_labels):
+    d, b, chunk = 16, 5, 8
+    key = jax.random.PRNGKey(fan_in * 100 + num_labels)
+    weight = jax.random.normal(key, (num_labels, fan_in))
+    indices = fanin.sample_indices(key, num_labels, d, fan_in, chunk)
+    bound = rewire.max_drop(0.5, fan_in, d)
+    run = jax.jit(lambda *a: _rewire(algorithm, *a[:2], d, a[2], bound, chunk, *a[3:]))
+    for step in range(3):
+        key, kg, kh = jax.random.split(key, 3)
+        g, h = jax.random.normal(kg, (b, num_labels)), jax.random.normal(kh, (b, d))
+        n = rewire.num_to_drop(step * 10, 0.5, 40, fan_in, d)
+        new_w, new_idx, mask = run(weight, indices, n, key, g, h)
+        new_w, new_idx, mask, old_w, old_idx = map(np.asarray, (new_w, new_idx, mask, weight, indices))
+        assert new_idx.shape == (num_labels, fan_in) and new_w.shape == (num_labels, fan_in)
+        for r in range(num_labels):
+            assert len(set(new_idx[r])) == fan_in and new_idx[r].min() >= 0 and new_idx[r].max() < d
+            assert mask[r].sum() == int(n)
+            # regrown slots: new inputs (never one the row used before), weight 0
+            assert not set(new_idx[r][mask[r]]) & set(old_idx[r])
+            assert np.all(new_w[r][mask[r]] == 0)
+            # kept slots unchanged, and every dropped weight was no larger than every kept one
+            np.testing.assert_array_equal(new_idx[r][~mask[r]], old_idx[r][~mask[r]])
+            np.testing.assert_array_equal(new_w[r][~mask[r]], old_w[r][~mask[r]])
+            if mask[r].any() and (~mask[r]).any():
+                assert np.abs(old_w[r][mask[r]]).max() <= np.abs(old_w[r][~mask[r]]).min()
+        weight, indices = jnp.asarray(new_w) + 0.1, jnp.asarray(new_idx)
+
+
+def test_rigl_hand_worked_case():
+    # 2 labels, 6 inputs, fan-in 3, drop 1 slot per row (the smallest |w|).
+    weight = jnp.array([[0.5, -0.1, 0.9], [0.3, 0.8, -0.05]])
+    indices = jnp.array([[0, 2, 4], [1, 3, 5]], jnp.int32)
+    # One point: the dense gradient is g[l] * h, so the grow scores of row l are |g[l]| |h|.
+    h = jnp.array([[1.0, -4.0, 2.0, 0.5, -3.0, 6.0]])
+    g = jnp.array([[1.0, -2.0]])
+    new_w, new_idx, mask = _rewire("rigl", weight, indices, 6, jnp.int32(1), 1, 2, None, g, h)
+    # row 0 drops slot 1 (input 2, |w| 0.1); unused inputs 1, 3, 5 score 4, 0.5, 6: input 5 grows.
+    # row 1 drops slot 2 (input 5, |w| 0.05); unused inputs 0, 2, 4 score 2, 4, 6: input 4 grows.
+    np.testing.assert_array_equal(new_idx, [[0, 5, 4], [1, 3, 4]])
+    np.testing.assert_array_equal(mask, [[False, True, False], [False, False, True]])
+    np.testing.assert_array_equal(new_w, np.float32([[0.5, 0.0, 0.9], [0.3, 0.8, 0.0]]))
+
+
+def test_cosine_drop_schedule():
+    f = [float(rewire.drop_fraction_at(t, 0.4, 100)) for t in (0, 25, 50, 100, 150)]
+    np.testing.assert_allclose(f, [0.4, 0.2 * (1 + np.cos(np.pi / 4)), 0.2, 0.0, 0.0], atol=1e-6)
+    assert [int(rewire.num_to_drop(t, 0.4, 100, 10, 64)) for t in (0, 50, 99, 100)] == [4, 2, 0, 0]
+    assert rewire.max_drop(0.5, 10, 12) == 2  # never more than the unused inputs
+    np.testing.assert_allclose([float(dst_actions.alpha_at(t, 0.6, 10)) for t in (0, 5, 10, 20)],
+                               [0.6, 0.3, 0.0, 0.0], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    """RigL + intermediate layer + aux on the smoke data: config, model, state after 2 steps, a batch."""
+    return _small_run("smoke,algorithm=rigl,intermediate=64,aux=4")
+
+
+def _small_run(arg, steps=2):
+    from xcs.data.batching import Batcher, EpochIterator
+    from xcs.data.dataset import load_dataset
+    from xcs.train.optim import make_optimizer
+    from xcs.train.state import create_state, make_train_step
+
+    config = dst.get_config(arg)
+    data = load_dataset(config.data, 0)
+    iterator = EpochIterator(Batcher(data.train, 0, 0), 32, 0)
+    model = build_model(config, data.num_features, data.num_labels, data=data)
+    loss_fn = get_loss("softmax")
+    tx, schedules = make_optimizer(config, 40)
+    state = create_state(model, tx, iterator.batcher(iterator.rows_for_step(0)), loss_fn, jax.random.PRNGKey(0))
+    step = make_train_step(model, tx, loss_fn, schedules)
+    for batch in iterator.iterate(0, steps):
+        state, _ = step(state, batch, jax.random.PRNGKey(1))
+    return config, model, state, batch
+
+
+@pytest.mark.parametrize("algorithm", ["set", "rigl"])
+def test_regrown_moments_are_zero_and_others_untouched(algorithm, small_run):
+    config, model, state, batch = small_run
+    config = config.copy_and_resolve_references()
+    config.sparsity.algorithm = algorithm
+    (action,) = dst_actions.rewire_actions(config, model, 40)
+    path = ("head", "inner", "inner")  # aux objective > intermediate layer > fan-in head
+    before = jax.tree.map(np.asarray, state)
+    after = action.run(jax.tree.map(jnp.copy, state), batch, jax.random.PRNGKey(2))
+    old_idx = before.model_state["sparsity"][path[0]][path[1]][path[2]]["indices"]
+    new_idx = np.asarray(after.model_state["sparsity"][path[0]][path[1]][path[2]]["indices"])
+    changed = old_idx != new_idx
+    assert changed.sum(1).min() >= 1  # every row rewired (drop 0.3 of 8 at step 2: 2 slots)
+    weight_path = path + ("weight",)
+
+    def moments(tree):
+        out = []
+        for p, leaf in jax.tree_util.tree_leaves_with_path(tree.opt_state):
+            keys = tuple(getattr(x, "key", None) for x in p[-4:])
+            out.append((keys == weight_path and leaf.shape == changed.shape, p, np.asarray(leaf)))
+        return out
+
+    found = 0
+    for (is_w, p, a), (_, _, b) in zip(moments(before), moments(after), strict=True):
+        if is_w:
+            found += 1
+            assert np.all(b[changed] == 0), p
+            np.testing.assert_array_equal(b[~changed], a[~changed])
+            assert np.any(a[changed] != 0)  # the test can fail: these were not zero before
+        else:
+            np.testing.assert_array_equal(a, b)  # encoder / bias / intermediate moments, counts
+    assert found == 2  # Adam's mu and nu
+    np.testing.assert_array_equal(np.asarray(after.params["head"]["inner"]["inner"]["weight"])[changed], 0)
+
+
+def test_label_clusters_are_balanced_and_follow_features():
+    # 40 labels, 4 true groups: group g's points carry features 10g..10g+9 only.
+    rng = np.random.default_rng(0)
+    rows_f, rows_l = [], []
+    for i in range(400):
+        label = i % 40
+        group = label % 4
+        rows_f.append(sorted(rng.choice(10, 5, replace=False) + 10 * group))
+        rows_l.append([label])
+    split = Split(labels=CSR.from_lists(rows_l, 40), features=CSR.from_lists(rows_f, 40))
+    assign = clusters.balanced_clusters(clusters.label_centroids(split, 40, 16, 0), 4, 8, 0)
+    assert sorted(np.bincount(assign, minlength=4)) == [10, 10, 10, 10]
+    for group in range(4):
+        assert len(set(assign[np.arange(40) % 4 == group])) == 1
+    uneven = clusters.balanced_clusters(rng.normal(size=(23, 5)).astype(np.float32), 5, 4, 0)
+    assert sorted(np.bincount(uneven, minlength=5)) == [4, 4, 5, 5, 5]
+
+
+def test_label_clusters_are_cached_in_the_workdir(tmp_path):
+    split = Split(labels=CSR.from_lists([[0, 1], [2], [3, 4]], 6), features=CSR.from_lists([[0], [1], [2]], 3))
+    first = clusters.cached_label_clusters(split, 6, 2, 4, 3, 0, str(tmp_path))
+    files = list(tmp_path.glob("label_clusters_*.npy"))
+    assert len(files) == 1
+    np.save(files[0], np.zeros(6, np.int32))  # a cached file is read back, not recomputed
+    np.testing.assert_array_equal(clusters.cached_label_clusters(split, 6, 2, 4, 3, 0, str(tmp_path)), 0)
+    assert sorted(np.bincount(first)) == [3, 3]
+
+
+def test_aux_objective_mixes_main_and_cluster_bce(small_run):
+    _, model, state, batch = small_run
+    variables = {"params": state.params, **state.model_state}
+    loss_fn = get_loss("softmax")
+    total = jax.jit(lambda v, b: model.apply(v, b, loss_fn, True, method=XMCModel.loss))(variables, batch)
+    h = jax.jit(lambda v, b: model.apply(v, b, False))(variables, batch)
+    main = jax.jit(lambda v, h, i, m: model.apply(v, h, i, m, loss_fn, method=lambda mod, *a: mod.head.inner.loss(*a)))(
+        variables, h, batch["label_idx"], batch["label_mask"])
+    cluster = np.asarray(state.model_state["aux"]["head"]["label_cluster"])
+    aux_params = state.params["head"]["classifier"]
+    logits = h @ aux_params["kernel"] + aux_params["bias"]
+    # reference BCE: a dense [B, clusters] 0/1 target (fine at this size)
+    target = np.zeros(logits.shape)
+    for b, (ids, mask) in enumerate(zip(np.asarray(batch["label_idx"]), np.asarray(batch["label_mask"]))):
+        target[b, cluster[ids[mask]]] = 1
+    bce = (np.logaddexp(0, logits) - target * logits).sum(1) / 4
+    alpha = float(state.model_state["aux"]["head"]["alpha"])
+    assert alpha == pytest.approx(0.5)  # no aux action ran: alpha is its initial value
+    np.testing.assert_allclose(total, (1 - alpha) * main + alpha * bce, rtol=1e-5, atol=1e-5)
+    ids = jnp.array([[3, 3, 1, 3], [2, 0, 2, 2]])
+    mask = jnp.array([[True, True, True, False], [False, True, True, True]])
+    np.testing.assert_array_equal(first_occurrences(ids, mask), [[True, False, True, False],
+                                                                 [False, True, True, False]])
+
+
+def test_bad_sparsity_config_names_the_key():
+    config = dst.get_config("smoke,intermediate=0,aux=0")
+    config.sparsity.fan_in = 99
+    with pytest.raises(ValueError, match="config.sparsity.fan_in=99"):
+        build_model(config, 100, 10)
+    config = dst.get_config("smoke,aux=0")
+    config.sparsity.kernel = "fast"
+    with pytest.raises(ValueError, match="config.sparsity.kernel"):
+        build_model(config, 100, 10)
+    with pytest.raises(ValueError, match="config.aux.clusters"):
+        build_model(dst.get_config("smoke"), 100, 10)  # aux needs the data
+
+
+def test_every_algorithm_runs_through_launch(tmp_path):
+    procs = {}
+    for algorithm in ("static", "set", "rigl"):
+        cmd = [sys.executable, os.path.join(ROOT, "launch.py"), f"--config=configs/dst.py:smoke,algorithm={algorithm}",
+               f"--workdir={tmp_path / algorithm}", "--config.train.progress=none", "--config.train.steps=20",
+               "--config.eval.write_predictions=False"]
+        procs[algorithm] = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for algorithm, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        assert "P@1" in out
+        assert (tmp_path / algorithm / "results.json").exists()
+        assert list((tmp_path / algorithm).glob("label_clusters_*.npy"))

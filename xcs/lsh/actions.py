@@ -1,0 +1,78 @@
+"""Periodic maintenance of the LSH head's tables, registered in xcs.train.actions.ACTIONS["lsh"].
+
+  rehash=fixed        rehash every rehash_interval steps
+  rehash=exponential  rehash after intervals rehash_interval, ·growth, ·growth², ... (weights move
+                      fast early in training and slowly later; SLIDE's schedule)
+  rehash=drift        every rehash_interval steps, re-hash drift_sample random label rows and rehash
+                      all when more than drift_threshold of their keys changed (MONGOOSE's check)
+  rebuild_interval    new hash functions, then rehash (0 = never)
+
+Each run is a pure, jitted `(TrainState, batch, key) -> TrainState` with the state donated.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import ml_collections
+
+from xcs.lsh import head as lsh
+from xcs.models.lsh_head import LSHHead, head_state, replace_head_state
+
+
+def exponential_steps(first: int, growth: float, total_steps: int) -> frozenset[int]:
+    """Steps first, first + first·g, first + first·g + first·g², ... up to total_steps."""
+    steps, at, gap = set(), 0.0, float(first)
+    while at + gap <= total_steps:
+        at += gap
+        steps.add(int(round(at)))
+        gap *= growth
+    return frozenset(steps)
+
+
+def _lift(fn):
+    """A jitted TrainState action from `fn(cfg-bound LSHState, key) -> LSHState`."""
+
+    def run(state, batch, key):
+        del batch
+        key = jax.random.fold_in(key, state.step)
+        return state.replace(model_state=replace_head_state(state.model_state, fn(head_state(state.model_state), key)))
+
+    return jax.jit(run, donate_argnums=0)
+
+
+def lsh_actions(config: ml_collections.ConfigDict, model: nn.Module, total_steps: int) -> list:
+    """The rehash / drift-check / rebuild actions of config.lsh."""
+    from xcs.train.actions import PeriodicAction  # here: xcs.train.actions imports this module
+
+    head = model.head
+    if not isinstance(head, LSHHead):
+        raise ValueError("config.model.head.name='lsh' cannot be combined with config.model.head.intermediate > 0 "
+                         "or config.aux.clusters > 0")
+    c, cfg = config.lsh, head.cfg
+    if cfg.spec is None:  # uniform: no tables
+        return []
+    actions = []
+    rehash = _lift(lambda st, key: lsh.rehash(cfg, st, key))
+    if c.rehash != "none" and c.rehash_interval < 1:
+        raise ValueError(f"config.lsh.rehash_interval={c.rehash_interval}: must be >= 1 for rehash={c.rehash!r}")
+    if c.rehash == "fixed":
+        actions.append(PeriodicAction("lsh_rehash", c.rehash_interval, total_steps, rehash))
+    elif c.rehash == "exponential":
+        if c.rehash_growth < 1.0:
+            raise ValueError(f"config.lsh.rehash_growth={c.rehash_growth}: must be >= 1")
+        steps = exponential_steps(c.rehash_interval, c.rehash_growth, total_steps)
+        actions.append(PeriodicAction("lsh_rehash", 1, total_steps, rehash, at_steps=steps))
+    elif c.rehash == "drift":
+        threshold, sample = c.drift_threshold, c.drift_sample
+
+        def check(st, key):
+            drift_key, table_key = jax.random.split(key)
+            stale = lsh.drift(cfg, st, drift_key, sample) > threshold
+            return jax.lax.cond(stale, lambda s: lsh.rehash(cfg, s, table_key), lambda s: s, st)
+
+        actions.append(PeriodicAction("lsh_drift_check", c.rehash_interval, total_steps, _lift(check)))
+    if c.rebuild_interval > 0:
+        actions.append(PeriodicAction("lsh_rebuild", c.rebuild_interval, total_steps,
+                                      _lift(lambda st, key: lsh.rebuild(cfg, st, key))))
+    return actions

@@ -1,0 +1,129 @@
+"""Locality-sensitive hash families over dense vectors, vectorised and jittable.
+
+A family maps a vector x [D] to one bucket key in [0, 2^bits) per table, for T tables:
+
+  wta      Winner-take-all (Yagnik et al. 2011; Vijayanarasimhan et al. 2014): each code is the
+           argmax position among `window` coordinates drawn at random (the first `window` entries
+           of a random permutation), log2(window) bits per code, bits / log2(window) codes per key.
+  dwta     Densified WTA (Chen & Shrivastava 2018; SLIDE): the coordinates of a few random
+           permutations are cut into bins of `window`; a code is the argmax among the bin's
+           non-zero entries. A bin with no non-zero entry (sparse vectors) takes the code of the
+           first non-empty bin that a 2-universal hash of (bin, attempt) probes, as in SLIDE. The
+           key has log2(window) bits per code (SLIDE's own code packs codes with ln, which loses
+           most of the 2^bits buckets).
+  simhash  Signed random projections (Charikar 2002): one bit per Gaussian hyperplane.
+
+The key of table t packs its codes as sum_c code[t, c] << (c * bits_per_code), so it uses exactly
+`bits` bits. Biases are folded in by the caller: label rows are [w, b], queries [h, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+FAMILIES = ("wta", "dwta", "simhash")
+HashParams = dict[str, jax.Array]  # a pytree, stored in the head's state and replaced on rebuild
+
+
+@dataclasses.dataclass(frozen=True)
+class HashSpec:
+    """The static shape of a hash family (hashable, so jitted functions can close over it)."""
+
+    family: str  # wta | dwta | simhash
+    dim: int  # D: length of the hashed vectors (bias folded in)
+    num_tables: int  # T
+    bits: int  # bits per key: 2^bits buckets per table
+    window: int = 8  # wta/dwta: coordinates compared per code (a power of two)
+    probes: int = 16  # dwta: 2-universal probes tried for an empty bin
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"config.lsh.family={self.family!r}: expected one of {list(FAMILIES)} (or uniform)")
+        if not 1 <= self.bits <= 30:
+            raise ValueError(f"config.lsh.bits={self.bits}: must be in [1, 30]")
+        if self.family != "simhash":
+            if self.window < 2 or self.window & (self.window - 1):
+                raise ValueError(f"config.lsh.window={self.window}: must be a power of two >= 2")
+            if self.bits % self.bits_per_code:
+                raise ValueError(f"config.lsh.bits={self.bits} must be a multiple of log2(config.lsh.window)="
+                                 f"{self.bits_per_code} for family {self.family!r}")
+
+    @property
+    def bits_per_code(self) -> int:
+        return 1 if self.family == "simhash" else int(math.log2(self.window))
+
+    @property
+    def codes_per_table(self) -> int:
+        return self.bits // self.bits_per_code
+
+    @property
+    def num_buckets(self) -> int:
+        return 2**self.bits
+
+
+def init_hash(key: jax.Array, spec: HashSpec) -> HashParams:
+    """Fresh random hash functions of `spec` (a new draw of `key` = a rebuild)."""
+    T, C = spec.num_tables, spec.codes_per_table
+    if spec.family == "simhash":
+        return {"planes": jax.random.normal(key, (spec.dim, T * C), jnp.float32)}
+    if spec.family == "wta":
+        keys = jax.random.split(key, T * C)
+        coords = jax.vmap(lambda k: jax.random.permutation(k, spec.dim)[: spec.window])(keys)
+        return {"coords": coords.reshape(T, C, spec.window).astype(jnp.int32)}
+    # dwta: bins of consecutive coordinates of concatenated random permutations.
+    perm_key, probe_key = jax.random.split(key)
+    need = T * C * spec.window
+    num_perms = -(-need // spec.dim)
+    perms = jax.vmap(lambda k: jax.random.permutation(k, spec.dim))(jax.random.split(perm_key, num_perms))
+    coords = perms.reshape(-1)[:need].reshape(T, C, spec.window).astype(jnp.int32)
+    # 2-universal multiply-add-shift hash of (bin, attempt) -> bin (Dietzfelbinger et al.), as SLIDE probes.
+    a, b = jax.random.randint(probe_key, (2,), 1, 2**31 - 1, jnp.uint32)
+    a = a | jnp.uint32(1)  # odd multiplier
+    num_bins = T * C
+    x = ((jnp.arange(num_bins, dtype=jnp.uint32)[None, :] + 1) << 6) + jnp.arange(1, spec.probes + 1,
+                                                                                   dtype=jnp.uint32)[:, None]
+    probe = (((a * x + b) >> 16) % jnp.uint32(num_bins)).astype(jnp.int32)  # [probes, bins]
+    return {"coords": coords, "probe": probe}
+
+
+def _pack(codes: jax.Array, bits_per_code: int) -> jax.Array:
+    """codes [N, T, C] in [0, 2^bits_per_code) -> keys [N, T] = sum_c code_c << (c * bits_per_code)."""
+    shifts = (jnp.arange(codes.shape[-1], dtype=jnp.int32) * bits_per_code)
+    return (codes.astype(jnp.int32) << shifts).sum(-1).astype(jnp.int32)
+
+
+def hash_keys(spec: HashSpec, params: HashParams, x: jax.Array) -> jax.Array:
+    """Bucket keys [N, T] int32 in [0, 2^bits) of the rows of x [N, D]."""
+    T, C = spec.num_tables, spec.codes_per_table
+    if spec.family == "simhash":
+        bits = (x @ params["planes"] > 0).reshape(x.shape[0], T, C)
+        return _pack(bits, 1)
+    vals = x[:, params["coords"]]  # [N, T, C, window]
+    if spec.family == "wta":
+        return _pack(jnp.argmax(vals, -1), spec.bits_per_code)
+    # dwta: only non-zero entries compete; an all-zero bin is empty and borrows a probed bin's code.
+    present = vals != 0
+    codes = jnp.argmax(jnp.where(present, vals, -jnp.inf), -1).reshape(x.shape[0], T * C)
+    empty = ~present.any(-1).reshape(x.shape[0], T * C)
+    probe = params["probe"]  # [P, bins]
+    ok = ~empty[:, probe]  # [N, P, bins]
+    first = jnp.argmax(ok, axis=1)  # the first probe that hits a non-empty bin
+    source = jnp.take_along_axis(jnp.broadcast_to(probe, ok.shape), first[:, None, :], axis=1)[:, 0]
+    borrowed = jnp.where(ok.any(1), jnp.take_along_axis(codes, source, axis=1), 0)
+    codes = jnp.where(empty, borrowed, codes)
+    return _pack(codes.reshape(x.shape[0], T, C), spec.bits_per_code)
+
+
+def hash_rows_chunked(spec: HashSpec, params: HashParams, rows: jax.Array, chunk: int) -> jax.Array:
+    """hash_keys of all rows [L, D], `chunk` rows at a time (the [chunk, T, C, window] gather is
+    the only temporary), so hashing every label row never holds an [L, T, C, window] array."""
+    n = rows.shape[0]
+    chunk = max(1, min(chunk, n))
+    num = -(-n // chunk)
+    padded = jnp.pad(rows, ((0, num * chunk - n), (0, 0)))
+    keys = jax.lax.map(lambda r: hash_keys(spec, params, r), padded.reshape(num, chunk, -1))
+    return keys.reshape(num * chunk, spec.num_tables)[:n]

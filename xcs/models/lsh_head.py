@@ -1,0 +1,107 @@
+"""The LSH head (model.head.name=lsh): xcs.lsh.head behind the head interface.
+
+The label weights, their row-sparse optimizer state, the hash functions and the tables are not
+trainable parameters: they live in the non-trainable collection `lsh` (TrainState.model_state,
+checkpointed with it). They change through the head's own update (xcs.train.head_updates: loss
+over the batch's candidates, row-sparse Adam/SGD on the candidate rows) and through the periodic
+rehash / rebuild actions (xcs.lsh.actions).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import ml_collections
+
+from xcs.losses import LossFn
+from xcs.lsh import head as lsh
+from xcs.lsh.hashing import HashSpec
+from xcs.lsh.row_optim import OPTIMIZERS, row_update
+from xcs.lsh.tables import INSERTIONS
+
+COLLECTION = "lsh"
+FAMILIES = ("wta", "dwta", "simhash", "uniform")  # uniform: sampled softmax with uniform negatives, no tables
+LOSSES = ("softmax", "bce")
+REHASH = ("none", "fixed", "exponential", "drift")
+
+
+def lsh_config(config: ml_collections.ConfigDict, dim: int) -> lsh.LSHConfig:
+    """The static head settings of config.lsh for label rows of length `dim` (bias included)."""
+    c = config.lsh
+    if c.family not in FAMILIES:
+        raise ValueError(f"config.lsh.family={c.family!r}: expected one of {list(FAMILIES)}")
+    if c.insertion not in INSERTIONS:
+        raise ValueError(f"config.lsh.insertion={c.insertion!r}: expected one of {list(INSERTIONS)}")
+    if c.predict not in lsh.PREDICT_MODES:
+        raise ValueError(f"config.lsh.predict={c.predict!r}: expected one of {list(lsh.PREDICT_MODES)}")
+    if c.rehash not in REHASH:
+        raise ValueError(f"config.lsh.rehash={c.rehash!r}: expected one of {list(REHASH)}")
+    for key in ("num_tables", "bucket_size", "candidates", "batch_candidates", "hash_chunk"):
+        if c[key] < 1:
+            raise ValueError(f"config.lsh.{key}={c[key]}: must be >= 1")
+    if c.family == "uniform" and c.predict != "exact":
+        raise ValueError("config.lsh.family='uniform' has no tables to retrieve candidates from at prediction: "
+                         "set config.lsh.predict='exact'")
+    spec = None if c.family == "uniform" else HashSpec(c.family, dim, c.num_tables, c.bits, c.window, c.probes)
+    return lsh.LSHConfig(spec, c.bucket_size, c.insertion, c.candidates, c.batch_candidates, c.hash_chunk,
+                         c.predict, config.model.head.label_chunk)
+
+
+class LSHHead(nn.Module):
+    in_features: int
+    num_labels: int
+    use_bias: bool
+    cfg: lsh.LSHConfig
+    optimizer: str  # config.train.optimizer.head.name
+
+    def setup(self):
+        self.state = self.variable(COLLECTION, "state", lambda: lsh.init_state(
+            self.make_rng("params"), self.cfg, self.num_labels, self.in_features, self.use_bias, self.optimizer))
+
+    def _key(self) -> jax.Array:
+        return self.make_rng("dropout") if self.has_rng("dropout") else jax.random.PRNGKey(0)
+
+    def loss(self, h: jax.Array, label_idx: jax.Array, label_mask: jax.Array, loss_fn: LossFn) -> jax.Array:
+        """Per-point loss [B] over the batch's candidates (no update)."""
+        per_point, *_ = lsh.loss_and_grads(self.cfg, self.state.value, h, label_idx, label_mask, loss_fn,
+                                           self.use_bias, self._key())
+        return per_point
+
+    def topk(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+        return lsh.topk(self.cfg, self.state.value, h, k, self.use_bias, jax.random.PRNGKey(0))
+
+
+def make_lsh_head(config: ml_collections.ConfigDict, in_features: int, num_labels: int) -> LSHHead:
+    if config.loss.name not in LOSSES:
+        raise ValueError(f"config.loss.name={config.loss.name!r}: the lsh head (config.model.head.name='lsh') "
+                         f"trains over candidates with one of {list(LOSSES)}")
+    if config.train.optimizer.head.name not in OPTIMIZERS:
+        raise ValueError(f"config.train.optimizer.head.name={config.train.optimizer.head.name!r}: the lsh head's "
+                         f"row-sparse optimizer is one of {list(OPTIMIZERS)}")
+    head = config.model.head
+    return LSHHead(in_features, num_labels, head.use_bias, lsh_config(config, in_features + int(head.use_bias)),
+                   config.train.optimizer.head.name)
+
+
+def head_state(model_state: dict) -> lsh.LSHState:
+    """The LSH state inside TrainState.model_state (the head is XMCModel's `head` submodule)."""
+    return model_state[COLLECTION]["head"]["state"]
+
+
+def replace_head_state(model_state: dict, state: lsh.LSHState) -> dict:
+    return {**model_state, COLLECTION: {**model_state[COLLECTION], "head": {"state": state}}}
+
+
+def update_fn(head: LSHHead, config: ml_collections.ConfigDict, loss_fn: LossFn):
+    """The pure `(model_state, h, batch, lr, key) -> (model_state, per-point loss, ∂mean loss/∂h)`:
+    loss over the batch's candidates, then one row-sparse optimizer step on the candidate rows."""
+    opt_cfg = config.train.optimizer.head
+
+    def update(model_state, h, batch, lr, key):
+        state = head_state(model_state)
+        per_point, grad_h, cand, valid, grad_rows = lsh.loss_and_grads(
+            head.cfg, state, h, batch["label_idx"], batch["label_mask"], loss_fn, head.use_bias, key)
+        weights, opt = row_update(state.weights, state.opt, cand, valid, grad_rows, lr, opt_cfg)
+        return replace_head_state(model_state, state.replace(weights=weights, opt=opt)), per_point, grad_h
+
+    return update

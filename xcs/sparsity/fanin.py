@@ -1,0 +1,222 @@
+"""The fixed fan-in sparse layer: every label row reads exactly k of the d inputs.
+
+    logits[b, l] = sum_j h[b, indices[l, j]] * weight[l, j]        weight, indices: [L, k]
+
+Parameters and optimizer state are O(L·k). The math runs over chunks of C label rows: a chunk's
+k weights per row are scattered into a dense [C, d] block and multiplied with h, so the work
+is done by the matmul units, and neither a [B, L, k] gather nor a dense [L, d] copy of the layer
+ever exists. The backward pass (a custom VJP) rebuilds each block for the input gradient and
+takes the weight gradient by gathering the k used columns of the chunk's h^T g product, so the
+gradient too is [L, k], never [L, d].
+
+Chunks have one static size; the last one is shifted back to end at L (as in chunked_topk), so
+no padded copy of the layer is made each step. Rows it shares with the previous chunk are
+computed twice from the same inputs and written twice (same values); only the input gradient
+masks them out so they are counted once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+def chunk_start(c: jax.Array, chunk: int, num_labels: int) -> jax.Array:
+    """First row of chunk c; the last chunk is shifted back so that it ends at num_labels."""
+    return jnp.minimum(c * chunk, num_labels - chunk)
+
+
+def num_chunks(num_labels: int, chunk: int) -> int:
+    return -(-num_labels // chunk)
+
+
+def dense_block(weight: jax.Array, indices: jax.Array, in_features: int) -> jax.Array:
+    """The rows' dense form [C, d]: block[c, indices[c, j]] += weight[c, j].
+
+    A flat 1-D scatter-add (the fastest scatter form under XLA-CPU); with repeated indices it
+    sums, which is what the gather form sum_j h[idx_j] w_j computes too.
+    """
+    rows = weight.shape[0]
+    flat = (jnp.arange(rows, dtype=jnp.int32)[:, None] * in_features + indices).reshape(-1)
+    block = jnp.zeros((rows * in_features,), weight.dtype)
+    return block.at[flat].add(weight.reshape(-1), mode="promise_in_bounds").reshape(rows, in_features)
+
+
+def _rows(x: jax.Array, start: jax.Array, chunk: int) -> jax.Array:
+    return lax.dynamic_slice_in_dim(x, start, chunk, axis=0)
+
+
+def _forward(h: jax.Array, weight: jax.Array, indices: jax.Array, chunk: int) -> jax.Array:
+    num_labels, d = weight.shape[0], h.shape[1]
+
+    def body(c, out):
+        start = chunk_start(c, chunk, num_labels)
+        block = dense_block(_rows(weight, start, chunk), _rows(indices, start, chunk), d)
+        return lax.dynamic_update_slice_in_dim(out, h @ block.T, start, axis=1)
+
+    out = jnp.zeros((h.shape[0], num_labels), jnp.result_type(h, weight))
+    return lax.fori_loop(0, num_chunks(num_labels, chunk), body, out)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def fanin_matmul(h: jax.Array, weight: jax.Array, indices: jax.Array, chunk: int) -> jax.Array:
+    """logits [B, L] of h [B, d] through the fixed fan-in layer (weight, indices) [L, k].
+
+    Differentiable in h and weight; `chunk` (static) label rows are processed at a time.
+    """
+    return _forward(h, weight, indices, chunk)
+
+
+def _fanin_fwd(h, weight, indices, chunk):
+    return _forward(h, weight, indices, chunk), (h, weight, indices)
+
+
+def _fanin_bwd(chunk, residuals, g):
+    h, weight, indices = residuals
+    num_labels, d = weight.shape[0], h.shape[1]
+
+    def body(c, carry):
+        grad_h, grad_w = carry
+        nominal = c * chunk
+        start = chunk_start(c, chunk, num_labels)
+        w_c, idx_c = _rows(weight, start, chunk), _rows(indices, start, chunk)
+        g_c = lax.dynamic_slice_in_dim(g, start, chunk, axis=1)  # [B, C]
+        # Rows this chunk repeats from the previous one add to grad_h once only.
+        fresh = start + jnp.arange(chunk) >= nominal
+        grad_h = grad_h + jnp.where(fresh[None, :], g_c, 0.0) @ dense_block(w_c, idx_c, d)
+        # d logits[b, l] / d weight[l, j] = h[b, idx[l, j]]: gather the used columns of g_c^T h.
+        gh = lax.dot_general(g_c, h, (((0,), (0,)), ((), ())))  # [C, d]
+        grad_w = lax.dynamic_update_slice_in_dim(grad_w, jnp.take_along_axis(gh, idx_c, axis=1), start, axis=0)
+        return grad_h, grad_w
+
+    init = (jnp.zeros_like(h), jnp.zeros_like(weight))
+    grad_h, grad_w = lax.fori_loop(0, num_chunks(num_labels, chunk), body, init)
+    return grad_h, grad_w, None
+
+
+fanin_matmul.defvjp(_fanin_fwd, _fanin_bwd)
+
+
+def _gather_forward(h: jax.Array, weight: jax.Array, indices: jax.Array, chunk: int) -> jax.Array:
+    num_labels = weight.shape[0]
+    h_t = h.T  # [d, B]: a row per input, so a label's k inputs are k contiguous rows
+
+    def body(c, out):
+        start = chunk_start(c, chunk, num_labels)
+        picked = h_t[_rows(indices, start, chunk)]  # [C, k, B], for one chunk only
+        logits_t = jnp.einsum("ckb,ck->cb", picked, _rows(weight, start, chunk))
+        return lax.dynamic_update_slice_in_dim(out, logits_t.T, start, axis=1)
+
+    out = jnp.zeros((h.shape[0], num_labels), jnp.result_type(h, weight))
+    return lax.fori_loop(0, num_chunks(num_labels, chunk), body, out)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def fanin_matmul_gather(h: jax.Array, weight: jax.Array, indices: jax.Array, chunk: int) -> jax.Array:
+    """fanin_matmul by gathering each row's k inputs: work ∝ L·k·B instead of L·d·B.
+
+    Slower than the dense-block form when d/k is small (memory-bound gathers against matmuls),
+    much faster for wide inputs (an intermediate layer of thousands of units). A chunk of C rows
+    holds a [C, k, B] gather, so `chunk` should be smaller than for the block form.
+    """
+    return _gather_forward(h, weight, indices, chunk)
+
+
+def _gather_fwd(h, weight, indices, chunk):
+    return _gather_forward(h, weight, indices, chunk), (h, weight, indices)
+
+
+def _gather_bwd(chunk, residuals, g):
+    h, weight, indices = residuals
+    num_labels = weight.shape[0]
+    h_t = h.T
+
+    def body(c, carry):
+        grad_h_t, grad_w = carry
+        nominal = c * chunk
+        start = chunk_start(c, chunk, num_labels)
+        w_c, idx_c = _rows(weight, start, chunk), _rows(indices, start, chunk)
+        g_t = lax.dynamic_slice_in_dim(g, start, chunk, axis=1).T  # [C, B]
+        picked = h_t[idx_c]  # [C, k, B]
+        grad_w = lax.dynamic_update_slice_in_dim(grad_w, jnp.einsum("ckb,cb->ck", picked, g_t), start, axis=0)
+        g_t = jnp.where((start + jnp.arange(chunk) >= nominal)[:, None], g_t, 0.0)
+        contrib = (w_c[:, :, None] * g_t[:, None, :]).reshape(-1, g_t.shape[1])  # [C k, B]
+        grad_h_t = grad_h_t.at[idx_c.reshape(-1)].add(contrib, mode="promise_in_bounds")
+        return grad_h_t, grad_w
+
+    init = (jnp.zeros_like(h_t), jnp.zeros_like(weight))
+    grad_h_t, grad_w = lax.fori_loop(0, num_chunks(num_labels, chunk), body, init)
+    return grad_h_t.T, grad_w, None
+
+
+fanin_matmul_gather.defvjp(_gather_fwd, _gather_bwd)
+
+KERNELS = ("auto", "block", "gather")
+
+
+def pick_kernel(kernel: str, in_features: int, fan_in: int) -> str:
+    """`auto`: the block form while the rows are at least 1/16 dense, the gather form below that."""
+    if kernel not in KERNELS:
+        raise ValueError(f"config.sparsity.kernel={kernel!r}: expected one of {KERNELS}")
+    if kernel == "auto":
+        return "block" if in_features <= 16 * fan_in else "gather"
+    return kernel
+
+
+def chunk_scorer(h: jax.Array, weight: jax.Array, indices: jax.Array, bias: jax.Array | None, kernel: str,
+                 ) -> Callable[[jax.Array, int], jax.Array]:
+    """`score_chunk(start, size) -> [B, size]` for xcs.models.topk.chunked_topk (kernel: block | gather)."""
+    d, h_t = h.shape[1], h.T
+
+    def score_chunk(start, size):
+        w_c, idx_c = _rows(weight, start, size), _rows(indices, start, size)
+        if kernel == "block":
+            s = h @ dense_block(w_c, idx_c, d).T
+        else:
+            s = jnp.einsum("ckb,ck->bc", h_t[idx_c], w_c)
+        return s if bias is None else s + lax.dynamic_slice_in_dim(bias, start, size)[None, :]
+
+    return score_chunk
+
+
+def kernel_chunk(kernel: str, num_labels: int, in_features: int, fan_in: int, batch: int, block_mb: float) -> int:
+    """Label rows per chunk: the [C, d] block (block) or the [C, k, B] gather (gather) fills block_mb MiB."""
+    per_row = in_features if kernel == "block" else fan_in * batch
+    return max(1, min(num_labels, int(block_mb * 2**20) // (4 * per_row)))
+
+
+def for_row_chunks(fn: Callable[[jax.Array], tuple[jax.Array, ...]], num_labels: int, chunk: int,
+                   outputs: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+    """Runs `fn(start) -> blocks [C, ...]` over the label chunks, writing each block at rows start..
+
+    `outputs` are the [L, ...] buffers written into. Rows of the shifted last chunk are written
+    again, from the same inputs, so each row's final value comes from one call of `fn`.
+    """
+
+    def body(c, outs):
+        start = chunk_start(c, chunk, num_labels)
+        blocks = fn(start)
+        return tuple(lax.dynamic_update_slice_in_dim(o, b, start, axis=0) for o, b in zip(outs, blocks))
+
+    return lax.fori_loop(0, num_chunks(num_labels, chunk), body, tuple(outputs))
+
+
+def sample_indices(key: jax.Array, num_labels: int, in_features: int, fan_in: int, chunk: int) -> jax.Array:
+    """[L, k] int32: k distinct inputs per row, uniformly without replacement, sorted per row.
+
+    The k largest of d uniform draws are a uniform k-subset; drawn one chunk of rows at a time.
+    """
+    if not 1 <= fan_in <= in_features:
+        raise ValueError(f"config.sparsity.fan_in={fan_in}: must be between 1 and the head's input width "
+                         f"{in_features}")
+    chunk = max(1, min(chunk, num_labels))
+
+    def draw(start):
+        u = jax.random.uniform(jax.random.fold_in(key, start), (chunk, in_features))
+        return (jnp.sort(lax.top_k(u, fan_in)[1], axis=1).astype(jnp.int32),)
+
+    return for_row_chunks(draw, num_labels, chunk, (jnp.zeros((num_labels, fan_in), jnp.int32),))[0]
