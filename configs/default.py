@@ -210,6 +210,15 @@ def get_config() -> ml_collections.ConfigDict:
         )
     )
 
+    config.mesh = ml_collections.ConfigDict(
+        dict(  # devices (xcs.parallel): the head's label axis split on `model`, the batch on `data`
+            shape=(1, 1),  # (data, model) device counts; (1, 1) = one device, no mesh; one -1 = all remaining
+            # (regex on the parameter path, spec per trailing dim: data | model | _ unsharded); first match wins,
+            # unmatched leaves replicated. Paths also match optimizer moments (".../mu/head/kernel").
+            rules=((r"(^|/)head/(inner/)*kernel$", "_,model"), (r"(^|/)head/(inner/)*bias$", "model")),
+        )
+    )
+
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 1024  # points per prediction batch
     config.eval.top_k = 5  # metrics are reported at k = 1..top_k

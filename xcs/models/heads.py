@@ -11,18 +11,26 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import ml_collections
+from jax.sharding import Mesh
 
 from xcs.losses import LossFn
 from xcs.models.topk import chunked_topk
+from xcs.parallel import mesh as mesh_lib
+from xcs.parallel import sharded_head
 
 
 class DenseHead(nn.Module):
-    """A full linear layer: logits = h @ W + b with W [d, L]."""
+    """A full linear layer: logits = h @ W + b with W [d, L].
+
+    With a `mesh` (config.mesh), W and b are split on their label axis over the `model` devices and
+    loss and top-k run per label shard (xcs.parallel.sharded_head), never forming [B, L] on one device.
+    """
 
     in_features: int
     num_labels: int
     use_bias: bool
     label_chunk: int
+    mesh: Mesh | None = None
 
     def setup(self):
         self.kernel = self.param("kernel", nn.initializers.lecun_normal(), (self.in_features, self.num_labels))
@@ -33,9 +41,14 @@ class DenseHead(nn.Module):
         return out if self.bias is None else out + self.bias
 
     def loss(self, h: jax.Array, label_idx: jax.Array, label_mask: jax.Array, loss_fn: LossFn) -> jax.Array:
+        if self.mesh is not None:
+            return sharded_head.dense_loss(self.mesh, h, self.kernel, self.bias, label_idx, label_mask, loss_fn)
         return loss_fn(self.logits(h), label_idx, label_mask)
 
     def topk(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+        if self.mesh is not None:
+            return sharded_head.dense_topk(self.mesh, h, self.kernel, self.bias, k, self.label_chunk)
+
         def score_chunk(start, size):
             s = h @ jax.lax.dynamic_slice_in_dim(self.kernel, start, size, axis=1)
             if self.bias is not None:
@@ -47,4 +60,4 @@ class DenseHead(nn.Module):
 
 def make_dense_head(config: ml_collections.ConfigDict, in_features: int, num_labels: int) -> DenseHead:
     head = config.model.head
-    return DenseHead(in_features, num_labels, head.use_bias, head.label_chunk)
+    return DenseHead(in_features, num_labels, head.use_bias, head.label_chunk, mesh_lib.make_mesh(config.mesh))

@@ -17,6 +17,8 @@ from xcs.data.dataset import Dataset, load_dataset
 from xcs.losses import get_loss
 from xcs.metrics import inverse_propensity
 from xcs.models import build_model
+from xcs.parallel import mesh as mesh_lib
+from xcs.parallel.state import create_sharded_state, shard_predict, shard_train_step
 from xcs.system import machine_info, peak_rss_mb
 from xcs.train.actions import periodic_actions
 from xcs.train.async_step import make_step, wrap_optimizer
@@ -82,13 +84,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 logging.warning("%s: %d points have more than %d %s; %d entries truncated",
                                 split, t["rows"], t["width"], kind, t["entries"])
 
+    mesh = mesh_lib.make_mesh(config.mesh)  # None: one device (config.mesh.shape=(1, 1))
+    mesh_lib.check_config(config, data.num_labels, mesh)
     model = build_model(config, data.num_features, data.num_labels, data=data, workdir=workdir)
     loss_fn = get_loss(config.loss.name)
     tx, schedules = make_optimizer(config, steps)
     tx = wrap_optimizer(config, tx)  # train.mode=async: the optimizer state also keeps parameter snapshots
     key = jax.random.PRNGKey(config.seed)
     init_key, step_key = jax.random.split(key)
-    state = create_state(model, tx, iterator.batcher(iterator.rows_for_step(0)), loss_fn, init_key)
+    example = iterator.batcher(iterator.rows_for_step(0))
+    if mesh is None:
+        state = create_state(model, tx, example, loss_fn, init_key)
+    else:  # built shard by shard: a head too big for one device is never whole
+        state, shardings = create_sharded_state(model, tx, example, loss_fn, init_key, mesh, config.mesh)
     num_params = sum(x.size for x in jax.tree.leaves(state.params))
 
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
@@ -100,6 +108,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     train_step = make_step(config, model, tx, loss_fn, schedules, make_head_update(config, model, steps))
     actions = periodic_actions(config, model, steps)
     predict = make_predict(model, max(config.eval.top_k, config.eval.predict_k))
+    if mesh is not None:
+        train_step = shard_train_step(train_step, mesh, shardings)
+        predict = shard_predict(predict, mesh, shardings)
     inv_ps = inverse_propensity(data.train.labels, config.eval.propensity_a, config.eval.propensity_b)
 
     writer = MetricWriter(workdir)

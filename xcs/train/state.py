@@ -32,9 +32,9 @@ def variables(state: TrainState) -> dict[str, Any]:
     return {"params": state.params, **state.model_state}
 
 
-def create_state(model: XMCModel, tx: optax.GradientTransformation, example: Batch, loss_fn: LossFn,
-                 key: jax.Array) -> TrainState:
-    """Initial parameters and optimizer state (jitted, so nothing is built twice)."""
+def state_init(model: XMCModel, tx: optax.GradientTransformation, loss_fn: LossFn,
+               ) -> Callable[[jax.Array, Batch], TrainState]:
+    """`(key, example batch) -> TrainState`, to be jitted (xcs.parallel.state places it on a mesh)."""
 
     def init(key, example):
         params_key, dropout_key = jax.random.split(key)
@@ -43,7 +43,13 @@ def create_state(model: XMCModel, tx: optax.GradientTransformation, example: Bat
         params = variables.pop("params")
         return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), dict(variables))
 
-    return jax.jit(init)(key, example)
+    return init
+
+
+def create_state(model: XMCModel, tx: optax.GradientTransformation, example: Batch, loss_fn: LossFn,
+                 key: jax.Array) -> TrainState:
+    """Initial parameters and optimizer state (jitted, so nothing is built twice)."""
+    return jax.jit(state_init(model, tx, loss_fn))(key, example)
 
 
 def make_train_step(model: XMCModel, tx: optax.GradientTransformation, loss_fn: LossFn,
