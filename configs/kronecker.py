@@ -5,8 +5,14 @@
 
 The encoder is h = σ_b(w_rᵀx) [B, m] computed from the factors (xcs.models.kronecker, never
 forming x), followed by a dense head over the classes of the planted teacher (xcs.data.kronecker).
-The paper's structured representation trains its fixed-a network with its own pure-function
-trainer: `python -m experiments.kronecker_train`.
+
+The paper's network itself (fixed a, one output, regression, plain SGD; dense / primal /
+structured representations) trains with its own trainer on the `paper` variant:
+
+    python -m experiments.kronecker_train --config=configs/kronecker.py:paper --reprs=structured,primal,dense
+    python -m experiments.kronecker_train --config=configs/kronecker.py:paper --taus=0,2,8,32 --workers=1,4,16
+
+(launch.py refuses `paper`: its targets are regression targets.)
 
 Variants (`:key=value,...`):
   d1=N, d2=N          factor dimensions (d = d1·d2; default 32×32)
@@ -14,6 +20,9 @@ Variants (`:key=value,...`):
   tau=N, workers=N    max staleness τ and simulated workers W (defaults 2, 4)
   delay=fixed|random  delay distribution
   smoke               a run that takes seconds (tests run it end to end)
+  paper               the paper's network for experiments.kronecker_train: task=regression, m=256,
+                      b=shift, plain SGD at constant lr, steps (with smoke: seconds)
+  shift=F, lr=F, steps=N   b, learning rate and steps of `paper` (defaults 1.0, 1.0, 2000)
 """
 
 from __future__ import annotations
@@ -23,7 +32,8 @@ import ml_collections
 from configs import default
 from xcs.config import parse_arg
 
-VARIANTS = {"d1": 32, "d2": 32, "mode": "sync", "tau": 2, "workers": 4, "delay": "fixed", "smoke": False}
+VARIANTS = {"d1": 32, "d2": 32, "mode": "sync", "tau": 2, "workers": 4, "delay": "fixed", "smoke": False,
+            "paper": False, "shift": 1.0, "lr": 1.0, "steps": 2000}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -47,7 +57,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.async_.max_staleness = v.tau
     config.async_.workers = v.workers
     config.async_.delay = v.delay
-    if v.smoke:
+    if v.paper:
+        _paper(config, v)
+    elif v.smoke:
         k.num_train, k.num_test = 600, 200
         k.dims = (min(v.d1, 8), min(v.d2, 8))
         config.model.encoder.width = 32
@@ -59,3 +71,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.train.checkpoint_every = 15
         config.eval.batch_size = 100
     return config
+
+
+def _paper(config: ml_collections.ConfigDict, v: ml_collections.ConfigDict) -> None:
+    """The settings of experiments.kronecker_train: regression target, plain constant-rate SGD on W only."""
+    k = config.data.kronecker
+    k.task, k.noise, k.num_train, k.num_test = "regression", 0.1, 2000, 500
+    config.model.encoder.width = 256
+    config.kronecker.shift = v.shift
+    config.train.steps, config.train.epochs, config.train.batch_size = v.steps, 0.0, 64
+    config.train.optimizer.encoder.update(name="sgd", momentum=0.0, learning_rate=v.lr)
+    config.train.schedule, config.train.warmup_steps = "constant", 0
+    if v.smoke:
+        k.num_train, k.num_test, k.dims = 200, 50, (min(v.d1, 6), min(v.d2, 5))
+        config.model.encoder.width, config.train.batch_size = 32, 16
+        config.train.steps = min(v.steps, 60)

@@ -153,13 +153,13 @@ def spec_from_config(config) -> KroneckerSpec:
     return KroneckerSpec(**fields)
 
 
-def load_splits(config) -> tuple:
-    """(train Split, test Split, location) for load_dataset with config.data.source='kronecker'.
+def load_pairs(config) -> tuple[list[tuple[tuple[np.ndarray, ...], CSR | np.ndarray]], str]:
+    """([(train factors, targets), (test factors, targets)], location) of `config.data` (source kronecker).
 
-    The xcs pipeline trains classifiers from labels; regression targets are for the paper's
-    network (python -m experiments.kronecker_train), so they are refused here with that pointer.
+    Generated from config.data.kronecker, or read from config.data.dir with from_files=True;
+    targets are labels (CSR) or regression targets [N] float32. Train and test dimensions must agree.
     """
-    from xcs.data.dataset import Split, data_dir
+    from xcs.data.dataset import data_dir
 
     if config.kronecker.from_files:
         directory = data_dir(config)
@@ -172,11 +172,23 @@ def load_splits(config) -> tuple:
         spec = spec_from_config(config)
         pairs = [generate_split(spec, s) for s in ("train", "test")]
         location = f"kronecker {spec}"
+    dims = [tuple(f.shape[1] for f in factors) for factors, _ in pairs]
+    if dims[0] != dims[1]:
+        raise ValueError(f"{location}: train factor dimensions {dims[0]} differ from test {dims[1]}")
+    return pairs, location
+
+
+def load_splits(config) -> tuple:
+    """(train Split, test Split, location) for load_dataset with config.data.source='kronecker'.
+
+    The xcs pipeline trains classifiers from labels; regression targets are for the paper's
+    network (python -m experiments.kronecker_train), so they are refused here with that pointer.
+    """
+    from xcs.data.dataset import Split
+
+    pairs, location = load_pairs(config)
     if any(not isinstance(targets, CSR) for _, targets in pairs):
         raise ValueError("config.data.source='kronecker' with regression targets: the xcs pipeline (launch.py) "
                          "trains classifiers; use config.data.kronecker.task='classification' (integer y), or train "
                          "the regression network with `python -m experiments.kronecker_train`")
-    dims = [tuple(f.shape[1] for f in factors) for factors, _ in pairs]
-    if dims[0] != dims[1]:
-        raise ValueError(f"{location}: train factor dimensions {dims[0]} differ from test {dims[1]}")
     return (*(Split(labels=labels, factors=factors) for factors, labels in pairs), location)

@@ -88,16 +88,21 @@ def squared_loss(out: jax.Array, y: jax.Array) -> jax.Array:
 
 
 def primal_step(w: jax.Array, a: jax.Array, shift: float, factors: Sequence[jax.Array], y: jax.Array,
-                lr: float | jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One SGD step on W [m, *dims] for a batch of factors and targets y [B]: (W, loss)."""
-    loss, grad = jax.value_and_grad(lambda w: squared_loss(output(project(w, factors), a, shift), y))(w)
+                lr: float | jax.Array, read: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """One SGD step on W [m, *dims] for a batch of factors and targets y [B]: (W, loss).
+
+    `read` (optional, W's shape): the parameters the gradient is computed at, e.g. a stale copy
+    (asynchronous SGD); the step is applied to `w`. The loss is the one at `read`.
+    """
+    loss, grad = jax.value_and_grad(lambda w: squared_loss(output(project(w, factors), a, shift), y))(
+        w if read is None else read)
     return w - lr * grad, loss
 
 
 def dense_step(w: jax.Array, a: jax.Array, shift: float, x: jax.Array, y: jax.Array,
-               lr: float | jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One SGD step on W [m, d] for formed inputs x [B, d]: (W, loss)."""
-    loss, grad = jax.value_and_grad(lambda w: squared_loss(output(x @ w.T, a, shift), y))(w)
+               lr: float | jax.Array, read: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """One SGD step on W [m, d] for formed inputs x [B, d]: (W, loss); `read` as in primal_step."""
+    loss, grad = jax.value_and_grad(lambda w: squared_loss(output(x @ w.T, a, shift), y))(w if read is None else read)
     return w - lr * grad, loss
 
 
@@ -126,16 +131,19 @@ def structured_from_projections(pre: jax.Array) -> StructuredState:
 
 def structured_step(state: StructuredState, rows: jax.Array, y: jax.Array, train_factors: Sequence[jax.Array],
                     a: jax.Array, shift: float | jax.Array, lr: float | jax.Array,
-                    gram: jax.Array | None = None) -> tuple[StructuredState, dict[str, jax.Array]]:
+                    gram: jax.Array | None = None, read: jax.Array | None = None,
+                    ) -> tuple[StructuredState, dict[str, jax.Array]]:
     """One SGD step on the batch of training points `rows` [B] with targets y [B].
 
     Equal to primal_step on the same batch: ∇_{w_r} = (1/B) Σ_i (f_i − y_i)(a_r/√m) 1[p_ri > b] x_i,
     so w_r moves by Σ_i ΔC[r, i] x_i and every pre-activation p_rj by Σ_i ΔC[r, i] ⟨x_i, x_j⟩.
     `gram` ([n, n], optional) replaces the factor products by a lookup (O(B·n) instead of O(B·n·Σ d_k)).
+    `read` (optional, [m, n]): the pre-activations the gradient is computed at, e.g. a stale copy
+    (asynchronous SGD; equal to primal_step with a stale `read` W); the step is applied to `state`.
     Metrics: loss (before the step, as for the primal step) and active_frac (share of (neuron, point)
     pairs of the batch with p > b: the only non-zeros of ΔC).
     """
-    pre_b = state.pre[:, rows]  # [m, B]
+    pre_b = (state.pre if read is None else read)[:, rows]  # [m, B]
     m, batch = pre_b.shape
     active = pre_b > shift
     out = shifted_relu(pre_b, shift).T @ a / jnp.sqrt(m)
