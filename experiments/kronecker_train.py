@@ -55,13 +55,18 @@ from xcs.train import async_step  # noqa: E402
 
 REPRS = ("structured", "primal", "dense")
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/kronecker.py:paper", "Config file, optionally `:variant`.",
-                                          lock_config=True)
-_REPRS = flags.DEFINE_list("reprs", ["structured"], f"representations to train, of {REPRS}")
-_TAUS = flags.DEFINE_list("taus", [], "max staleness values τ to sweep (train.mode=async); empty: the config's")
-_WORKERS = flags.DEFINE_list("workers", [], "simulated worker counts W to sweep; empty: the config's")
-_EVAL_EVERY = flags.DEFINE_integer("eval_every", 0, "steps between full-loss evaluations (0: about 20 points)")
-_OUT = flags.DEFINE_string("out", None, "JSON output file")
+
+
+def _define_flags() -> dict[str, Any]:
+    """The command line's flags (defined only when run as a program, so importing this module defines none)."""
+    return dict(
+        config=config_flags.DEFINE_config_file("config", "configs/kronecker.py:paper",
+                                               "Config file, optionally `:variant`.", lock_config=True),
+        reprs=flags.DEFINE_list("reprs", ["structured"], f"representations to train, of {REPRS}"),
+        taus=flags.DEFINE_list("taus", [], "max staleness values τ to sweep (train.mode=async); empty: the config's"),
+        workers=flags.DEFINE_list("workers", [], "simulated worker counts W to sweep; empty: the config's"),
+        eval_every=flags.DEFINE_integer("eval_every", 0, "steps between full-loss evaluations (0: about 20 points)"),
+        out=flags.DEFINE_string("out", None, "JSON output file"))
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -268,12 +273,12 @@ def _same_model(curves: dict[str, Any]) -> float | None:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(a), 1e-12)))
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], f: dict[str, Any]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config = _CONFIG.value
-    result = run(config, _REPRS.value, [int(t) for t in _TAUS.value], [int(w) for w in _WORKERS.value],
-                 _EVAL_EVERY.value)
+    config, out = f["config"].value, f["out"].value
+    result = run(config, f["reprs"].value, [int(t) for t in f["taus"].value], [int(w) for w in f["workers"].value],
+                 f["eval_every"].value)
     k = config.data.kronecker
     print(f"paper network m={config.model.encoder.width} b={config.kronecker.shift} on x = ⊗ of dims {tuple(k.dims)}, "
           f"n={k.num_train}, batch {config.train.batch_size}, lr {config.train.optimizer.encoder.learning_rate}, "
@@ -283,13 +288,14 @@ def main(argv: list[str]) -> None:
     if result["same_model"] is not None:
         print("\nprimal vs structured (sync): largest relative difference of the loss curves "
               f"{result['same_model']:.2e}")
-    if _OUT.value:
-        os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-        with open(_OUT.value, "w") as f:
-            json.dump(dict(machine=machine_info(), config=config.to_dict(), **result), f, indent=1)
-            f.write("\n")
-        print(f"wrote {_OUT.value}")
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as fh:
+            json.dump(dict(machine=machine_info(), config=config.to_dict(), **result), fh, indent=1)
+            fh.write("\n")
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _flag_values = _define_flags()
+    app.run(lambda argv: main(argv, _flag_values))

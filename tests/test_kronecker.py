@@ -144,3 +144,52 @@ def test_kronecker_encoder_is_the_primal_layer():
     np.testing.assert_allclose(h, np.maximum(km.formed_x([u, v]) @ w.reshape(8, -1).T - 0.2, 0), rtol=1e-5, atol=1e-6)
     with pytest.raises(KeyError, match="factor0"):
         encoder.apply(variables, {"x": u}, False)
+
+
+def _paper_config(**train):
+    from configs import kronecker as kconfig
+
+    config = kconfig.get_config("paper,smoke,steps=40")
+    for key, value in train.items():
+        setattr(config.train, key, value)
+    return config
+
+
+def test_paper_trainer_representations_agree_sync_and_async():
+    from experiments import kronecker_train as kt
+
+    result = kt.run(_paper_config(), ["structured", "primal", "dense"], [0, 3], [4], eval_every=10)
+    assert result["same_model"] < 1e-4
+    curves = {label: np.array([[c["train_loss"], c["test_loss"]] for c in r["curve"]])
+              for label, r in result["curves"].items()}
+    for rep in ("primal", "dense"):  # same delays, same model, whatever the representation
+        for label in ("sync", "async tau=3 W=4 fixed"):
+            np.testing.assert_allclose(curves[f"{rep} {label}"], curves[f"structured {label}"], rtol=1e-4)
+    sync, stale = curves["structured sync"], curves["structured async tau=3 W=4 fixed"]
+    assert sync[-1, 0] < 0.9 * sync[0, 0]  # it trains
+    np.testing.assert_array_equal(curves["structured async tau=0 W=4 fixed"], sync)  # τ = 0 is synchronous SGD
+    assert not np.allclose(stale, sync, rtol=1e-6)  # staleness changes the run
+    rows = {(r["repr"], r["mode"], r["tau"]): r for r in result["rows"]}
+    assert rows[("structured", "async", 3)]["max_delay"] == 3 and rows[("structured", "sync", 0)]["max_delay"] == 0
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("optimizer", None, "config.train.optimizer.encoder.name"),
+    ("schedule", "cosine", "config.train.schedule"),
+    ("steps", 0, "config.train.steps"),
+    ("task", "classification", "config.data.kronecker.task"),
+])
+def test_paper_trainer_refuses_what_it_does_not_implement(key, value, match):
+    from experiments import kronecker_train as kt
+
+    config = _paper_config()
+    if key == "optimizer":
+        config.train.optimizer.encoder.name = "adam"
+    elif key == "task":
+        config.data.kronecker.task = value
+    else:
+        setattr(config.train, key, value)
+    with pytest.raises(ValueError, match=match):
+        kt.run(config, ["structured"], [], [])
+    with pytest.raises(ValueError, match="--reprs"):
+        kt.run(_paper_config(), ["sparse"], [], [])
