@@ -27,6 +27,12 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
 _SWEEP = flags.DEFINE_bool("sweep", False, "Run the config module's sweep(add, arg), one sub-workdir per run.")
 _JOBS = flags.DEFINE_integer("jobs", 1, "With --sweep: runs at a time.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "With --sweep: list the runs and their commands, run nothing.")
+# Multi-host (xcs/parallel/distributed.py): every process runs this same command with its own --process_id.
+_COORDINATOR = flags.DEFINE_string("coordinator", None, "Multi-process: HOST:PORT of process 0 (jax.distributed).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: how many processes in all.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-process: this process's id, 0..num_processes-1.")
+_MULTIHOST_AUTO = flags.DEFINE_bool("multihost_auto", False, "Multi-process: read coordinator, count and id from "
+                                    "the cluster environment (SLURM, Open MPI, Kubernetes) via jax.distributed.")
 
 
 def main(argv: list[str]) -> None:
@@ -42,11 +48,19 @@ def main(argv: list[str]) -> None:
                            _DRY_RUN.value, extra))
     if _DRY_RUN.value or _JOBS.value != 1:
         raise app.UsageError("--dry_run and --jobs only apply with --sweep")
+    from xcs.parallel.distributed import initialize, is_primary
+
+    try:
+        initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _MULTIHOST_AUTO.value)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     from xcs.train.loop import results_table, train_and_evaluate
 
     config = _CONFIG.value
     workdir = _WORKDIR.value or os.path.join("runs", "default")
     results = train_and_evaluate(config, workdir)
+    if not is_primary():
+        return
     print(results_table(results))
     print(f"workdir: {results['workdir']}  (results.json, metrics.jsonl, predictions.txt, checkpoints/)")
 

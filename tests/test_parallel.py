@@ -7,6 +7,7 @@ imported, and this process already has jax with one device); each test asserts o
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import types
@@ -119,3 +120,61 @@ def test_rules_match_parameters_and_their_optimizer_moments():
     assert mesh_lib.leaf_spec("encoder/embedding", 2, rules) == mesh_lib.PartitionSpec()
     # A stacked copy (async history [τ+1, d, L]) shards its trailing dims like the parameter.
     assert mesh_lib.leaf_spec("history/head/kernel", 3, rules) == mesh_lib.PartitionSpec(None, None, "model")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_on_localhost_match_one_process(tmp_path):
+    """Two launch.py processes (one CPU device each, gloo collectives) on mesh (1, 2) == one process."""
+    common = [sys.executable, os.path.join(ROOT, "launch.py"), "--config=configs/xmc.py:smoke",
+              "--config.train.progress=none", "--config.train.steps=3", "--config.train.checkpoint_every=3"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    port = free_port()
+    procs = [subprocess.Popen([*common, f"--workdir={tmp_path / 'multi'}", "--config.mesh.shape=(1,2)",
+                               f"--coordinator=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    single = subprocess.run([*common, f"--workdir={tmp_path / 'single'}"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=600)
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-4000:]
+    assert single.returncode == 0, single.stderr[-4000:]
+    assert "P@1" in outputs[0][0] and "P@1" not in outputs[1][0]  # process 0 reports
+    ref = json.loads((tmp_path / "single" / "results.json").read_text())["test"]
+    for results in (tmp_path / "multi" / "results.json", tmp_path / "multi" / "process_1" / "results.json"):
+        got = json.loads(results.read_text())["test"]
+        assert max(abs(got[k] - ref[k]) for k in ref) < TOL
+    assert (tmp_path / "multi" / "checkpoints" / "3").is_dir()
+
+
+def test_multihost_flags_are_checked():
+    from xcs.parallel.distributed import initialize
+
+    assert initialize(None, None, None) is False
+    with pytest.raises(ValueError, match="--coordinator"):
+        initialize(None, 2, 1)
+    with pytest.raises(ValueError, match="--num_processes and --process_id"):
+        initialize("127.0.0.1:1234", 2, None)
+    with pytest.raises(ValueError, match="--process_id=2"):
+        initialize("127.0.0.1:1234", 2, 2)
+
+
+def test_sharded_benchmark_quick(tmp_path):
+    out = tmp_path / "sharded.json"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    run = subprocess.run([sys.executable, "-m", "experiments.benchmarks.sharded", "--quick", "--out", str(out)],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = {r["mesh"]: r for r in json.loads(out.read_text())["rows"]}
+    # dense head + Adam: 3 copies of (d*L + L) float32, split over the `model` devices
+    single = 3 * (rows["1x8"]["dim"] * rows["1x8"]["labels"] + rows["1x8"]["labels"]) * 4 / 2**20
+    assert abs(rows["1x8"]["single_device_mb"] - single) < 1e-6
+    assert rows["1x8"]["ratio"] == 8.0 and rows["2x4"]["ratio"] == 4.0
+    assert rows["1x8"]["step_ms"] > 0 and rows["1x8"]["temp_mb_per_device"] < rows["2x4"]["temp_mb_per_device"]

@@ -67,8 +67,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     Resumes from the latest checkpoint in `workdir/checkpoints` if there is one; the resumed run
     ends with the same parameters and metrics as an uninterrupted one. Returns results.json's dict.
     """
-    os.makedirs(workdir, exist_ok=True)
-    _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    # Several processes (xcs.parallel.distributed) share the workdir's checkpoints (orbax writes each
+    # process's shards); the other files are process 0's, the rest write theirs under process_<i>/.
+    outdir = workdir if jax.process_index() == 0 else os.path.join(workdir, f"process_{jax.process_index()}")
+    os.makedirs(outdir, exist_ok=True)
+    _write_json(os.path.join(outdir, "config.json"), config.to_dict())
     t_start = time.perf_counter()
 
     data: Dataset = load_dataset(config.data, config.seed)
@@ -113,7 +116,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         predict = shard_predict(predict, mesh, shardings)
     inv_ps = inverse_propensity(data.train.labels, config.eval.propensity_a, config.eval.propensity_b)
 
-    writer = MetricWriter(workdir)
+    writer = MetricWriter(outdir)
     progress = Progress(steps, start, config.train.progress, config.train.log_every)
     train_seconds = 0.0
     interval_t0, interval_steps = time.perf_counter(), 0
@@ -159,7 +162,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         checkpointer.close()
 
     t_eval = time.perf_counter()
-    predictions_path = os.path.join(workdir, "predictions.txt") if config.eval.write_predictions else None
+    predictions_path = os.path.join(outdir, "predictions.txt") if config.eval.write_predictions else None
     test_metrics = evaluate(predict, variables(state), test_batcher, config.eval.batch_size, config.eval.top_k,
                             inv_ps, predictions_path)
     eval_seconds = time.perf_counter() - t_eval
@@ -180,7 +183,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "machine": machine_info(),
         "workdir": os.path.abspath(workdir),
     }
-    _write_json(os.path.join(workdir, "results.json"), results)
+    _write_json(os.path.join(outdir, "results.json"), results)
     return results
 
 
