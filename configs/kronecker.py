@@ -22,7 +22,7 @@ Variants (`:key=value,...`):
   smoke               a run that takes seconds (tests run it end to end)
   paper               the paper's network for experiments.kronecker_train: task=regression, m=256,
                       b=shift, plain SGD at constant lr, steps (with smoke: seconds)
-  shift=F, lr=F, steps=N   b, learning rate and steps of `paper` (defaults 1.0, 1.0, 2000)
+  shift=F, lr=F, steps=N   b, learning rate and steps of `paper` (defaults 1.0, 10.0, 2000)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from configs import default
 from xcs.config import parse_arg
 
 VARIANTS = {"d1": 32, "d2": 32, "mode": "sync", "tau": 2, "workers": 4, "delay": "fixed", "smoke": False,
-            "paper": False, "shift": 1.0, "lr": 1.0, "steps": 2000}
+            "paper": False, "shift": 1.0, "lr": 10.0, "steps": 2000}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

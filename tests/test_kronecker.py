@@ -193,3 +193,17 @@ def test_paper_trainer_refuses_what_it_does_not_implement(key, value, match):
         kt.run(config, ["structured"], [], [])
     with pytest.raises(ValueError, match="--reprs"):
         kt.run(_paper_config(), ["sparse"], [], [])
+
+
+def test_kronecker_source_and_encoder_go_together():
+    from configs import kronecker as kconfig
+    from xcs.models import build_model
+
+    config = kconfig.get_config("smoke")
+    config.model.encoder.name = "bag"
+    with pytest.raises(ValueError, match="config.model.encoder.name='bag' with config.data.source='kronecker'"):
+        build_model(config, 64, 10)
+    config = default.get_config()
+    config.model.encoder.name = "kronecker"
+    with pytest.raises(ValueError, match="config.model.encoder.name='kronecker'"):
+        build_model(config, 64, 10)

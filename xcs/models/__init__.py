@@ -60,6 +60,10 @@ def build_model(config: ml_collections.ConfigDict, num_features: int, num_labels
     `data` is needed by parts built from the training data (the label clusters of the auxiliary
     objective, config.aux), which are cached in `workdir`.
     """
+    if (config.model.encoder.name == "kronecker") != (config.data.source == "kronecker"):
+        # Kronecker batches carry factor0, factor1, ... and nothing else; only that encoder reads them.
+        raise ValueError(f"config.model.encoder.name={config.model.encoder.name!r} with config.data.source="
+                         f"{config.data.source!r}: the 'kronecker' encoder and source go together")
     encoder = _pick(ENCODERS, config.model.encoder.name, "config.model.encoder.name")(config, num_features)
     head_config = config.model.head
     make_head = _pick(HEADS, head_config.name, "config.model.head.name")
@@ -84,6 +88,9 @@ def _with_aux_objective(config: ml_collections.ConfigDict, head: nn.Module, num_
                          "points; build_model needs data=")
     if not 0.0 <= aux.alpha <= 1.0:
         raise ValueError(f"config.aux.alpha={aux.alpha}: must be in [0, 1]")
+    if not 0.0 < aux.cutoff <= 1.0:  # at 0 the decay would never run and alpha would stay at its start value
+        raise ValueError(f"config.aux.cutoff={aux.cutoff}: must be in (0, 1] (config.aux.clusters=0 turns the "
+                         f"auxiliary objective off)")
     clusters = cached_label_clusters(data.train, num_labels, aux.clusters, aux.projection, aux.kmeans_iterations,
                                      config.seed, workdir)
     return AuxObjective(head, aux.clusters, clusters, aux.alpha)
