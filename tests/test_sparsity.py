@@ -6,6 +6,7 @@ import itertools
 import os
 import subprocess
 import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -128,6 +129,62 @@ def test_rigl_hand_worked_case():
     np.testing.assert_array_equal(new_idx, [[0, 5, 4], [1, 3, 4]])
     np.testing.assert_array_equal(mask, [[False, True, False], [False, False, True]])
     np.testing.assert_array_equal(new_w, np.float32([[0.5, 0.0, 0.9], [0.3, 0.8, 0.0]]))
+
+
+def test_rigl_hand_worked_batch_two_drops_shifted_chunk():
+    # 3 labels, 6 inputs, fan-in 3, up to 2 drops per row; chunk 2 (the last chunk is shifted to rows 1-2).
+    h = jnp.array([[1.0, 2.0, 0.0, 3.0, -1.0, 1.0],
+                   [1.0, -2.0, 1.0, 3.0, 3.0, 0.0]])
+    g = jnp.array([[1.0, 1.0, 2.0],
+                   [1.0, -0.5, 0.0]])
+    # dense gradients g[:, l]^T h:  row 0: [2, 0, 1, 6, 2, 1]   (input 1 cancels: sum |g h| would pick it)
+    #                               row 1: [.5, 3, -.5, 1.5, -2.5, 1]
+    #                               row 2: [2, 4, 0, 6, -2, 2]
+    weight = jnp.array([[0.2, -0.05, 0.7], [0.9, 0.01, -0.3], [-0.4, 0.5, 0.6]])
+    indices = jnp.array([[0, 3, 5], [1, 2, 4], [0, 3, 4]], jnp.int32)
+    run = jax.jit(lambda n: _rewire("rigl", weight, indices, 6, n, 2, 2, None, g, h))
+    new_w, new_idx, mask = run(jnp.int32(2))
+    # row 0 drops slots 1 (|w| .05), 0 (.2); unused 1, 2, 4 score 0, 1, 2: slot 1 <- 4, slot 0 <- 2.
+    # row 1 drops slots 1 (.01), 2 (.3); unused 0, 3, 5 score .5, 1.5, 1: slot 1 <- 3, slot 2 <- 5
+    #   (input 4, just dropped, scores 2.5 but may not come back at once; input 1, kept, scores 3).
+    # row 2 drops slots 0 (.4), 1 (.5); unused 1, 2, 5 score 4, 0, 2: slot 0 <- 1, slot 1 <- 5.
+    np.testing.assert_array_equal(new_idx, [[2, 4, 5], [1, 3, 5], [1, 5, 4]])
+    np.testing.assert_array_equal(mask, [[True, True, False], [False, True, True], [True, True, False]])
+    np.testing.assert_array_equal(new_w, np.float32([[0, 0, 0.7], [0.9, 0, 0], [0, 0, 0.6]]))
+    # one drop (bound still 2): only each row's smallest slot gets the best input
+    new_w, new_idx, mask = run(jnp.int32(1))
+    np.testing.assert_array_equal(new_idx, [[0, 4, 5], [1, 3, 4], [1, 3, 4]])
+    np.testing.assert_array_equal(new_w, np.float32([[0.2, 0, 0.7], [0.9, 0, -0.3], [0, 0.5, 0.6]]))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_reset_slots_zeros_momentum_of_regrown_slots_only(optimizer):
+    from xcs.train.optim import make_optimizer
+
+    config = dst.get_config("smoke")
+    for part in ("encoder", "head"):
+        config.train.optimizer[part].name = optimizer
+    tx, _ = make_optimizer(config, 10)
+    rng = np.random.default_rng(0)
+    params = {"encoder": {"weight": jnp.ones((4, 3))},  # same shape and name as the head's: must stay
+              "head": {"inner": {"weight": jnp.ones((4, 3)), "bias": jnp.ones(4)}}}
+    opt_state = tx.init(params)
+    for _ in range(2):
+        grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
+        _, opt_state = tx.update(grads, opt_state, params)
+    mask = jnp.array(rng.random((4, 3)) < 0.4)
+    after = rewire.reset_slots(opt_state, ("head", "inner", "weight"), mask)
+    reset = 0
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(opt_state), jax.tree.leaves(after), strict=True):
+        keys = tuple(getattr(p, "key", None) for p in path)
+        a, b = np.asarray(a), np.asarray(b)
+        if keys[-3:] == ("head", "inner", "weight") and a.shape == (4, 3):
+            reset += 1
+            assert np.all(b[np.asarray(mask)] == 0) and np.any(a[np.asarray(mask)] != 0)
+            np.testing.assert_array_equal(b[~np.asarray(mask)], a[~np.asarray(mask)])
+        else:
+            np.testing.assert_array_equal(a, b)
+    assert reset == (1 if optimizer == "sgd" else 2)  # momentum trace; Adam's mu and nu
 
 
 def test_cosine_drop_schedule():
@@ -263,6 +320,41 @@ def test_bad_sparsity_config_names_the_key():
         build_model(config, 100, 10)
     with pytest.raises(ValueError, match="config.aux.clusters"):
         build_model(dst.get_config("smoke"), 100, 10)  # aux needs the data
+
+
+def test_schedules_that_would_never_act_are_refused():
+    config = dst.get_config("smoke,aux=0")
+    model = build_model(config, 100, 10)
+    config.sparsity.algorithm, config.sparsity.rewire_interval = "set", 50
+    with pytest.raises(ValueError, match="config.sparsity.rewire_interval=50"):
+        dst_actions.rewire_actions(config, model, 40)  # last rewiring at 0.75 * 40 = 30
+    config = dst.get_config("smoke")
+    config.aux.cutoff = 0.0
+    data = Split(labels=CSR.from_lists([[i % 10] for i in range(20)], 10),
+                 features=CSR.from_lists([[i % 7] for i in range(20)], 100))
+    with pytest.raises(ValueError, match="config.aux.cutoff=0.0"):
+        build_model(config, 100, 10, data=types.SimpleNamespace(train=data))
+
+
+def test_table_sweep_has_every_row_and_the_bar_pair(tmp_path):
+    from configs.tables import dst as table
+    from xcs import sweep
+
+    labels = []
+    for arg, expected in (("data=wordnet_hypernyms", 19), ("data=wordnet_hypernyms,rows=bar", 2)):
+        # plan builds every run's config with its overrides: a mistyped key fails here
+        runs = sweep.plan(os.path.join(ROOT, f"configs/tables/dst.py:{arg}"), str(tmp_path / "runs"))
+        assert len(runs) == expected
+        labels.append([])
+        for run in runs:
+            config = table.get_config(arg)
+            sweep.apply_overrides(config, run.overrides, run.name)
+            labels[-1].append(table._row(config.to_dict()))
+    assert len(set(labels[0])) == 19 and labels[0][0] == "dense"
+    assert labels[1] == ["dense", "k=64 (92 % sparse) RigL + intermediate 4096 + aux (1024 clusters)"]
+    assert set(labels[1]) <= set(labels[0])
+    assert {"dense bottleneck r=32", "k=128 (83 % sparse) static fixed fan-in", "k=32 (96 % sparse) SET"} <= set(
+        labels[0])
 
 
 def test_every_algorithm_runs_through_launch(tmp_path):

@@ -94,6 +94,10 @@ def rewire_actions(config: ml_collections.ConfigDict, model: XMCModel, total_ste
         raise ValueError(f"config.sparsity.algorithm={s.algorithm!r} needs the sparse head (model.head.name=sparse)")
     head, path = found
     end_step = max(1, int(s.rewire_end * total_steps))
+    if s.rewire_interval > end_step:
+        raise ValueError(f"config.sparsity.rewire_interval={s.rewire_interval} is beyond the last rewiring step "
+                         f"{end_step} (config.sparsity.rewire_end={s.rewire_end} of {total_steps} steps): "
+                         f"{s.algorithm!r} would never rewire; use algorithm=static or a shorter interval")
     bound = max_drop(s.drop_fraction, head.fan_in, head.in_features)
     loss_fn = get_loss(config.loss.name)
     limit = 1.0 / head.fan_in**0.5
@@ -133,13 +137,11 @@ def alpha_at(step: jax.Array | int, alpha: float, cutoff_step: int) -> jax.Array
 def aux_actions(config: ml_collections.ConfigDict, model: XMCModel, total_steps: int) -> list:
     from xcs.train.actions import PeriodicAction  # here: xcs.train.actions imports this module
 
-    if not 0.0 <= config.aux.cutoff <= 1.0:
-        raise ValueError(f"config.aux.cutoff={config.aux.cutoff}: must be in [0, 1]")
-    found = find_module(model, AuxObjective)
+    found = find_module(model, AuxObjective)  # build_model checked config.aux
     if found is None:
         return []
     _, path = found
-    cutoff_step = int(config.aux.cutoff * total_steps)
+    cutoff_step = max(1, int(config.aux.cutoff * total_steps))
     schedule = jax.jit(lambda step: alpha_at(step, config.aux.alpha, cutoff_step))
 
     def run(state, batch, key):

@@ -61,6 +61,13 @@ def _to_float(metrics: dict[str, jax.Array]) -> dict[str, float]:
     return {k: float(v) for k, v in jax.device_get(metrics).items()}
 
 
+def _head_state_mb(state: Any) -> float:
+    """MiB of the head's parameters, optimizer state and non-trainable state (e.g. a sparse head's indices)."""
+    leaves = jax.tree_util.tree_leaves_with_path((state.params, state.opt_state, state.model_state))
+    return sum(x.size * x.dtype.itemsize for path, x in leaves
+               if hasattr(x, "dtype") and any(getattr(p, "key", None) == "head" for p in path)) / 2**20
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Trains the model of `config`, evaluates it on the test split, and writes the run into `workdir`.
 
@@ -101,6 +108,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     else:  # built shard by shard: a head too big for one device is never whole
         state, shardings = create_sharded_state(model, tx, example, loss_fn, init_key, mesh, config.mesh)
     num_params = sum(x.size for x in jax.tree.leaves(state.params))
+    head_state_mb = _head_state_mb(state)
 
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
     start = checkpointer.latest_step() or 0
@@ -173,6 +181,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "resumed_from_step": start,
         "epochs": steps / iterator.steps_per_epoch,
         "num_params": int(num_params),
+        "head_state_mb": head_state_mb,  # head parameters + their optimizer state + head indices/tables
         "train_seconds": train_seconds,
         "seconds_per_epoch": train_seconds / max((steps - start) / iterator.steps_per_epoch, 1e-9),
         "eval_seconds": eval_seconds,
