@@ -8,6 +8,8 @@ loss over 4 random positives per point, and Adam; the step is jitted with the st
 in training. `fanin32`, `fanin64`, ... name the fixed fan-in head (`sparse`) with that fan-in.
 Rows: head, labels, dim, batch, step_ms, peak_rss_mb, state_mb (head parameters + optimizer
 state), index_mb (non-trainable head state, e.g. the sparse head's int32 indices).
+`--memory_only_from N` reports label counts >= N from shapes only (step_ms and peak_rss_mb empty), e.g.
+the issue-5 rows: --heads dense,fanin32,fanin64 --labels 100000,670000,3000000 --memory_only_from 3000000
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from xcs.losses import get_loss
 from xcs.models import HEADS
 
 
-def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, positives: int = 4) -> dict:
+def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, positives: int = 4,
+            memory_only: bool = False) -> dict:
     config = default.get_config()
     config.model.head.name = head_name
     fanin = re.fullmatch(r"fanin(\d+)", head_name)
@@ -41,6 +44,8 @@ def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, pos
     label_idx = jnp.asarray(rng.integers(0, labels, (batch, positives)), jnp.int32)
     label_mask = jnp.ones((batch, positives), bool)
     tx = optax.adam(1e-3)
+    if memory_only:
+        return _memory_only_row(head, tx, head_name, labels, dim, batch, h, label_idx, label_mask, loss_fn)
     reset_peak_rss()
     variables = jax.jit(lambda k: head.init(k, h, label_idx, label_mask, loss_fn, method="loss"))(
         jax.random.PRNGKey(0))
@@ -77,6 +82,18 @@ def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, pos
     return row
 
 
+def _memory_only_row(head, tx, head_name, labels, dim, batch, h, label_idx, label_mask, loss_fn) -> dict:
+    """state_mb and index_mb from shapes alone (jax.eval_shape): for sizes too big to run here."""
+    shapes = jax.eval_shape(lambda k: head.init(k, h, label_idx, label_mask, loss_fn, method="loss"),
+                            jax.random.PRNGKey(0))
+    params = shapes.pop("params", {})
+    # A head without optax parameters owns its update: its whole state counts, as in measure().
+    state_mb = tree_mb((params, jax.eval_shape(tx.init, params))) if params else tree_mb(shapes)
+    index_mb = tree_mb(shapes) if params else 0.0
+    return dict(head=head_name, labels=labels, dim=dim, batch=batch, step_ms=None, peak_rss_mb=None,
+                state_mb=state_mb, index_mb=index_mb)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--heads", default="dense",
@@ -85,12 +102,16 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--memory_only_from", type=int, default=0,
+                        help="label counts >= this get state_mb/index_mb from shapes only, no step (0 = none)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for tests (under a minute)")
     parser.add_argument("--out", default=None, help="JSON output file")
     args = parser.parse_args()
     labels = [1000, 5000] if args.quick else [int(x) for x in args.labels.split(",")]
     dim, batch, repeats = (32, 32, 2) if args.quick else (args.dim, args.batch, args.repeats)
-    rows = [measure(name, n, dim, batch, repeats) for n in labels for name in args.heads.split(",")]
+    memory_only = lambda n: 0 < args.memory_only_from <= n  # noqa: E731
+    rows = [measure(name, n, dim, batch, repeats, memory_only=memory_only(n))
+            for n in labels for name in args.heads.split(",")]
     write_report(rows, args.out)
 
 
