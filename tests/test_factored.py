@@ -99,12 +99,12 @@ def test_minibatch_update_equals_dense_sgd(x64, loss_name):
 
 @pytest.mark.parametrize("loss_name", ["squared_error", "spherical_softmax"])
 def test_per_example_update_equals_online_sgd(x64, loss_name):
-    """200 Sherman–Morrison steps, one example each, = online SGD on the dense W."""
+    """200 Sherman–Morrison steps (with weight decay), one example each, = online SGD on the dense W."""
     rng = np.random.default_rng(1)
     state = random_state(rng)
     H, idx, mask = batches(rng, 50, 4)  # 4 examples in order per minibatch: 200 steps
-    W = naive_sgd(F.weights(state), H, idx, mask, loss_name, 0.05, 0.0, per_example=True)
-    assert_tracks(factored_sgd(state, H, idx, mask, loss_name, 0.05, 0.0, per_example=True), W)
+    W = naive_sgd(F.weights(state), H, idx, mask, loss_name, 0.05, 0.1, per_example=True)
+    assert_tracks(factored_sgd(state, H, idx, mask, loss_name, 0.05, 0.1, per_example=True), W)
 
 
 @pytest.mark.parametrize("loss_name", sorted(SPHERICAL_LOSSES))
@@ -176,7 +176,7 @@ def test_stabilize_corrects_at_most_max_corrections_per_call(x64):
 
 def test_float32_drift_with_stabilization_stays_small(x64):
     """10k float32 Woodbury steps with periodic stabilisation stay within 1e-4 of float64 dense SGD."""
-    labels, dim, m, steps, every, eta = 64, 8, 4, 10_000, 10, 0.05
+    labels, dim, m, steps, every, eta = D, DIM, 4, 10_000, 10, 0.05
     rng = np.random.default_rng(6)
     W0 = rng.normal(size=(labels, dim)) * 0.3
     H = rng.normal(size=(steps, m, dim)) / np.sqrt(dim)
@@ -249,11 +249,38 @@ def test_train_step_with_factored_head_equals_dense_head_with_sgd():
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_factored_head_refuses_a_loss_outside_the_spherical_family():
+@pytest.mark.parametrize("key, value, match", [
+    ("loss.name", "softmax", "config.loss.name='softmax'.*spherical"),
+    ("model.head.intermediate", 64, "config.model.head.intermediate=64"),
+    ("aux.clusters", 8, "config.aux.clusters=8"),
+    ("factored.mode", "online", "config.factored.mode='online'"),
+    ("factored.singular_band", 1.0, "config.factored.singular_band=1.0"),
+    ("factored.max_corrections", 0, "config.factored.max_corrections=0"),
+    ("factored.refactorize_fraction", 0.0, "config.factored.refactorize_fraction=0.0"),
+    ("factored.init_scale", 0.0, "config.factored.init_scale=0.0"),
+    ("factored.weight_decay", -1.0, "config.factored.weight_decay=-1.0"),
+    ("factored.stabilize_every", -1, "config.factored.stabilize_every=-1"),
+])
+def test_factored_head_refuses_what_it_cannot_train(key, value, match):
     config = factored_table.get_config("smoke")
-    config.loss.name = "softmax"
-    with pytest.raises(ValueError, match="config.loss.name='softmax'.*spherical"):
+    section, name = key.rsplit(".", 1)
+    parent = config
+    for part in section.split("."):
+        parent = parent[part]
+    parent[name] = value
+    with pytest.raises(ValueError, match=match):
         build_model(config, 10, 20)
+
+
+def test_table_sweep_covers_both_data_sets_and_labels_rows_by_data():
+    args = []
+    factored_table.sweep(lambda arg: args.append(arg))
+    assert len(args) == 8 and {a.split(",")[0] for a in args} == {"data=wordnet_hypernyms", "data=synthetic"}
+    smoke = []
+    factored_table.sweep(lambda arg: smoke.append(arg), "smoke")
+    assert len(smoke) == 4 and all(a.startswith("data=synthetic") and a.endswith("smoke") for a in smoke)
+    rows = {factored_table.table()["rows"](factored_table.get_config(a).to_dict()) for a in args}
+    assert len(rows) == 8  # no two runs of the sweep share a row
 
 
 def test_launch_with_factored_head_then_resume(tmp_path):
@@ -279,6 +306,7 @@ def test_benchmark_quick(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
+    keys = {"D", "d", "batch", "factored_ms", "naive_ms", "speedup", "theory", "peak_rss_mb", "vs_smallest_D"}
     for row in rows:
-        assert {"D", "d", "batch", "factored_ms", "naive_ms", "speedup", "theory", "peak_rss_mb"} <= set(row)
+        assert keys <= set(row)
         assert row["theory"] == row["D"] / (4 * row["d"]) and row["factored_ms"] > 0

@@ -106,15 +106,30 @@ def _forward(state: FactoredState, H: jax.Array, label_idx: jax.Array, label_mas
     # Z_i = Wᵀ(S_i + β_i 1) = Uᵀ V[K_i]ᵀ a_i + ω Σa_i + β_i w̄; then ∇h_i = α_i Q h_i + Z_i.
     Z = jnp.einsum("mk,mkd->md", a, V_pos) @ state.U + a_sum[:, None] * state.omega + beta[:, None] * state.w_bar
     grad_h = alpha[:, None] * QH + Z
-    # g_iᵀg_j with g = α o + β 1 + S; o_iᵀS_j + s_i β_j = h_iᵀ Z_j. The sparse-sparse part SᵀS
-    # compares label ids pairwise ([m, K, m, K]), which also gets repeated ids right.
-    same = (label_idx[:, :, None, None] == label_idx[None, None, :, :]).astype(a.dtype)
-    sparse_gram = jnp.einsum("ik,jl,ikjl->ij", a, a, same)
+    # g_iᵀg_j with g = α o + β 1 + S; o_iᵀS_j + s_i β_j = h_iᵀ Z_j.
+    sparse_gram = _sparse_gram(label_idx, a)
     HZ = H @ Z.T
     gram_g = (alpha[:, None] * alpha[None, :] * HQH + alpha[:, None] * HZ + HZ.T * alpha[None, :]
               + D * beta[:, None] * beta[None, :] + beta[:, None] * a_sum[None, :] + a_sum[:, None] * beta[None, :]
               + sparse_gram)
     return _Forward(loss, grad_h, a, alpha, beta, gram_g, s, h_omega)
+
+
+def _sparse_gram(label_idx: jax.Array, a: jax.Array) -> jax.Array:
+    """S_iᵀS_j [m, m] for the K-sparse S_i = Σ_k a_ik e_{label_idx[i, k]}, repeated ids included.
+
+    The m·K entries are grouped by label id (a sort), summed per (id, point) into [m·K, m], and
+    that matrix's Gram is SᵀS: O(m² K) memory, where comparing ids pairwise would take (m K)².
+    """
+    m, k = label_idx.shape
+    ids = label_idx.reshape(-1)
+    order = jnp.argsort(ids)
+    sorted_ids = ids[order]
+    group_sorted = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(sorted_ids[1:] != sorted_ids[:-1])])
+    group = jnp.zeros_like(group_sorted).at[order].set(group_sorted)  # the id's group of each entry
+    point = jnp.repeat(jnp.arange(m), k)
+    per_group = jnp.zeros((m * k, m), a.dtype).at[group, point].add(a.reshape(-1))
+    return per_group.T @ per_group
 
 
 def _solve_unpivoted(A: jax.Array, B: jax.Array) -> jax.Array:
