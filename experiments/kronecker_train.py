@@ -78,6 +78,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.data.kronecker.task={config.data.kronecker.task!r}: the paper's network has one "
                          "output and trains on regression targets (task=regression); classification trains through "
                          "launch.py (configs/kronecker.py)")
+    if config.data.validation_fraction > 0:
+        raise ValueError(f"config.data.validation_fraction={config.data.validation_fraction}: the paper's trainer "
+                         "reports the full training loss and the test loss; it has no validation hold-out")
     opt, train = config.train.optimizer.encoder, config.train
     required = {"train.optimizer.encoder.name": (opt.name, "sgd"),
                 "train.optimizer.encoder.momentum": (opt.momentum, 0),

@@ -178,6 +178,7 @@ def test_paper_trainer_representations_agree_sync_and_async():
     ("schedule", "cosine", "config.train.schedule"),
     ("steps", 0, "config.train.steps"),
     ("task", "classification", "config.data.kronecker.task"),
+    ("validation", 0.1, "config.data.validation_fraction"),
 ])
 def test_paper_trainer_refuses_what_it_does_not_implement(key, value, match):
     from experiments import kronecker_train as kt
@@ -187,6 +188,8 @@ def test_paper_trainer_refuses_what_it_does_not_implement(key, value, match):
         config.train.optimizer.encoder.name = "adam"
     elif key == "task":
         config.data.kronecker.task = value
+    elif key == "validation":
+        config.data.validation_fraction = value
     else:
         setattr(config.train, key, value)
     with pytest.raises(ValueError, match=match):
@@ -207,3 +210,28 @@ def test_kronecker_source_and_encoder_go_together():
     config.model.encoder.name = "kronecker"
     with pytest.raises(ValueError, match="config.model.encoder.name='kronecker'"):
         build_model(config, 64, 10)
+
+
+def test_benchmark_quick(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "kronecker.json"
+    run = subprocess.run([sys.executable, "-m", "experiments.benchmarks.kronecker", "--quick", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert {r["repr"] for r in rows} == {"dense", "primal", "structured", "structured+gram"}
+    for r in rows:
+        assert {"repr", "d", "n", "m", "iter_ms", "peak_rss_mb", "active_frac"} <= set(r)
+        assert r["iter_ms"] > 0
+        assert (r["active_frac"] is not None) == r["repr"].startswith("structured")
+    # --quick measures dense/primal at the small d and extrapolates them (∝ d) at the largest.
+    dense = {r["d"]: r for r in rows if r["repr"] == "dense"}
+    assert dense[1024]["extrapolated"] and not dense[256]["extrapolated"]
+    assert dense[1024]["iter_ms"] == pytest.approx(4 * dense[256]["iter_ms"])
+    assert report["summary"]["dense_extrapolated"] is True
