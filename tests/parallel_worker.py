@@ -113,16 +113,14 @@ def main(out_path: str, workdir: str) -> None:
     bias = jnp.asarray(rng.normal(size=(40,)), jnp.float32)
     idx = jnp.asarray(rng.integers(0, 40, size=(8, 5)), jnp.int32)
     mask = jnp.asarray(rng.random((8, 5)) < 0.6).at[0].set(False)
-    for name, fn in LOSSES.items():
-        def dense_total(h, w, fn=fn):
-            return fn(h @ w + bias, idx, mask).sum()
+    def all_losses(loss_of):  # one jitted function for all losses: one compilation, not one per loss
+        return jax.jit(lambda h, w: {name: jax.value_and_grad(lambda h, w, fn=fn: loss_of(h, w, fn).sum(),
+                                                              argnums=(0, 1))(h, w) for name, fn in LOSSES.items()})
 
-        def sharded_total(h, w, fn=fn):
-            return sharded_head.dense_loss(mesh, h, w, bias, idx, mask, fn).sum()
-
-        dense = jax.value_and_grad(dense_total, argnums=(0, 1))
-        sharded = jax.jit(jax.value_and_grad(sharded_total, argnums=(0, 1)))
-        (v0, g0), (v1, g1) = dense(h, kernel), sharded(h, kernel)
+    dense = all_losses(lambda h, w, fn: fn(h @ w + bias, idx, mask))(h, kernel)
+    sharded = all_losses(lambda h, w, fn: sharded_head.dense_loss(mesh, h, w, bias, idx, mask, fn))(h, kernel)
+    for name in LOSSES:
+        (v0, g0), (v1, g1) = dense[name], sharded[name]
         out[f"loss_{name}"] = {"value": abs(float(v1 - v0)) / max(1.0, abs(float(v0))),
                                "grad": max_diff(g1, g0) / max(1.0, max(float(jnp.abs(g).max()) for g in g0))}
 

@@ -28,7 +28,7 @@ def checks(tmp_path_factory):
     out = tmp / "checks.json"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     run = subprocess.run([sys.executable, "-m", "tests.parallel_worker", str(out), str(tmp / "runs")], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=900)
+                         env=env, capture_output=True, text=True, timeout=1800)  # ~90 s of CPU; a guard against hangs
     assert run.returncode == 0, run.stderr[-4000:]
     return json.loads(out.read_text())
 
