@@ -13,8 +13,10 @@ W [m, d] trained, squared loss ½·mean (f − y)². Three representations of th
               computed once) and the coefficients C [m, n]. A step on batch S computes the Gram rows
               G [B, n] from the factors (O(B·n·Σ d_k); or reads them from a precomputed [n, n] Gram),
               the coefficient change ΔC [m, B] (non-zero only for active neurons) and P += ΔC·G: no
-              d-dimensional vector is touched after the initialisation. New points are predicted from
-              w_r(0)ᵀx (factor contractions) plus C·Gram(train, new).
+              d-dimensional vector is touched after the initialisation. Cost per step: O(B·n·Σ d_k)
+              for G plus O(m·B·n) for the dense product ΔC·G (independent of d; a sparse product over
+              the active (neuron, point) pairs would cut it to O(nnz(ΔC)·n); not implemented here).
+              New points are predicted from w_r(0)ᵀx (factor contractions) plus C·Gram(train, new).
 
 The primal and structured representations give the same model after the same steps (tests/test_kronecker.py).
 `KroneckerEncoder` is the primal layer as an xcs encoder (config.model.encoder.name='kronecker'):
