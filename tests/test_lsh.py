@@ -1,5 +1,6 @@
 """LSH head (xcs.lsh): hash families, tables, candidates, exactness at full budget, row-sparse optimizer."""
 
+import json
 import os
 import subprocess
 import sys
@@ -186,8 +187,16 @@ def test_rescored_topk_is_exact_over_the_candidates():
     exact = lsh.LSHConfig(cfg.spec, 8, "fifo", 30, 32, 16, "exact", 64)
     _, ids = lsh.topk(exact, state, h, 5, True, jax.random.PRNGKey(0))
     np.testing.assert_array_equal(np.asarray(ids), np.argsort(-dense, axis=1)[:, :5])
-    recall = lsh.candidate_recall(cand, valid, ids, jnp.ones(ids.shape, bool))
-    assert recall.shape == (B,) and bool(((recall >= 0) & (recall <= 1)).all())
+    # candidate_recall against a set computation, on masked targets that are partly in the block.
+    rng = np.random.default_rng(3)
+    targets = np.where(rng.random((B, 6)) < 0.5, np.asarray(cand)[:, :6], rng.integers(0, L, (B, 6)))
+    mask = rng.random((B, 6)) < 0.8
+    recall = np.asarray(lsh.candidate_recall(cand, valid, jnp.asarray(targets, jnp.int32), jnp.asarray(mask)))
+    for b in range(B):
+        block = set(np.asarray(cand[b])[np.asarray(valid[b])])
+        t = targets[b][mask[b]]
+        expected = np.mean([x in block for x in t]) if len(t) else 0.0
+        np.testing.assert_allclose(recall[b], expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name,kw", [("adam", {}), ("adam", {"weight_decay": 0.01}), ("adamw", {"weight_decay": 0.1}),
@@ -230,3 +239,6 @@ def test_launch_smoke_wta_drift(tmp_path):
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "P@1" in run.stdout
+    with open(os.path.join(tmp_path, "results.json")) as f:
+        test = json.load(f)["test"]
+    assert 0.0 <= test["candidate_recall_true"] <= 1.0 and 0.0 < test["candidate_recall@5"] <= 1.0

@@ -6,8 +6,12 @@
 Each head comes from the model registry (xcs.models.HEADS) with the default config, the softmax
 loss over 4 random positives per point, and Adam; the step is jitted with the state donated, as
 in training. `fanin32`, `fanin64`, ... name the fixed fan-in head (`sparse`) with that fan-in.
+A head that owns its update (xcs.train.head_updates, e.g. `lsh`: candidate lookup, loss over the
+candidates and the row-sparse Adam on their rows) is timed through that update, as the train step
+calls it, with its state donated; its optax parameters are empty.
 Rows: head, labels, dim, batch, step_ms, peak_rss_mb, state_mb (head parameters + optimizer
-state), index_mb (non-trainable head state, e.g. the sparse head's int32 indices).
+state; for a head that owns its update, its whole non-trainable state: weights, optimizer moments,
+tables), index_mb (non-trainable head state, e.g. the sparse head's int32 indices).
 `--memory_only_from N` reports label counts >= N from shapes only (step_ms and peak_rss_mb empty), e.g.
 the issue-5 rows: --heads dense,fanin32,fanin64 --labels 100000,670000,3000000 --memory_only_from 3000000
 """
@@ -26,7 +30,8 @@ import optax
 from configs import default
 from experiments.benchmarks.common import median_ms, peak_rss_mb, reset_peak_rss, tree_mb, write_report
 from xcs.losses import get_loss
-from xcs.models import HEADS
+from xcs.models import HEADS, XMCModel
+from xcs.train.head_updates import HEAD_UPDATES
 
 
 def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, positives: int = 4,
@@ -49,8 +54,17 @@ def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, pos
     reset_peak_rss()
     variables = jax.jit(lambda k: head.init(k, h, label_idx, label_mask, loss_fn, method="loss"))(
         jax.random.PRNGKey(0))
-    params = variables.pop("params")
+    params = variables.pop("params", {})  # a head that owns its update has none
     model_state = dict(variables)  # non-trainable collections (a sparse head's indices), read by the step
+    if config.model.head.name in HEAD_UPDATES:
+        del params, variables
+        state_mb = tree_mb(model_state)
+        ms = _time_head_update(config, head, model_state, h, label_idx, label_mask, repeats)
+        row = dict(head=head_name, labels=labels, dim=dim, batch=batch, step_ms=ms, peak_rss_mb=peak_rss_mb(),
+                   state_mb=state_mb, index_mb=0.0)
+        model_state = None
+        gc.collect()
+        return row
     state = (params, tx.init(params))
     state_mb = tree_mb(state)
     index_mb = tree_mb(model_state)
@@ -80,6 +94,24 @@ def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, pos
     state = None
     gc.collect()
     return row
+
+
+def _time_head_update(config, head, model_state, h, label_idx, label_mask, repeats: int) -> float:
+    """Median ms of the head's own update (xcs.train.head_updates), jitted with its state donated."""
+    update = HEAD_UPDATES[config.model.head.name](config, XMCModel(encoder=None, head=head), 1000).update
+    batch = {"label_idx": label_idx, "label_mask": label_mask}
+    # Laid out as in XMCModel's variables, where the head is the submodule `head`.
+    model_state = {collection: {"head": v} for collection, v in model_state.items()}
+    step = jax.jit(lambda ms, h, batch, key: update(ms, h, batch, jnp.float32(1e-3), key)[:2], donate_argnums=0)
+    key = jax.random.PRNGKey(1)
+
+    def run():
+        nonlocal model_state, key
+        key, sub = jax.random.split(key)
+        model_state, loss = step(model_state, h, batch, sub)
+        jax.block_until_ready(loss)
+
+    return median_ms(run, repeats)
 
 
 def _memory_only_row(head, tx, head_name, labels, dim, batch, h, label_idx, label_mask, loss_fn) -> dict:

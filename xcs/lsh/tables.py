@@ -58,11 +58,15 @@ def select_candidates(ids: jax.Array, tiers: jax.Array, budget: int, num_labels:
     with `num_labels` in the unused slots; valid [R, budget] bool).
     """
     R, N = ids.shape
+    if (num_labels + 1) * 4 > 2**31 - 1:
+        raise ValueError(f"select_candidates: {num_labels} labels do not fit the int32 sort key (id * 4 + tier)")
     sentinel = jnp.int32(num_labels)
     ids = jnp.where(ids >= 0, ids, sentinel)
     # Sort by (id, best tier first): the first entry of each run of equal ids carries its best tier.
-    ids_s, neg_tier = jax.lax.sort((ids, -tiers), num_keys=2)
-    tier_s = -neg_tier
+    # One int32 key id * 4 + (TRUE - tier): XLA-CPU sorts a single key several times faster than a
+    # lexicographic sort of two arrays.
+    key_s = jnp.sort(ids * 4 + (TRUE - tiers), axis=1)
+    ids_s, tier_s = key_s >> 2, TRUE - (key_s & 3)
     first = jnp.concatenate([jnp.ones((R, 1), bool), ids_s[:, 1:] != ids_s[:, :-1]], axis=1)
     group = jnp.cumsum(first, axis=1) - 1
     retrieved = jax.vmap(lambda g, r: jax.ops.segment_sum(r, g, num_segments=N))(

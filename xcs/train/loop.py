@@ -23,7 +23,7 @@ from xcs.system import machine_info, peak_rss_mb
 from xcs.train.actions import periodic_actions
 from xcs.train.async_step import make_step, wrap_optimizer
 from xcs.train.checkpoint import Checkpointer
-from xcs.train.evaluate import evaluate
+from xcs.train.evaluate import evaluate, head_metrics
 from xcs.train.head_updates import make_head_update
 from xcs.train.optim import make_optimizer
 from xcs.train.state import create_state, make_predict, variables
@@ -173,6 +173,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     predictions_path = os.path.join(outdir, "predictions.txt") if config.eval.write_predictions else None
     test_metrics = evaluate(predict, variables(state), test_batcher, config.eval.batch_size, config.eval.top_k,
                             inv_ps, predictions_path)
+    test_metrics.update(head_metrics(config, model, variables(state), test_batcher))  # e.g. candidate recall
     eval_seconds = time.perf_counter() - t_eval
     results = {
         "test": test_metrics,
