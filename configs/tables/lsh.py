@@ -1,0 +1,112 @@
+"""Table: LSH candidate retrieval for the output layer against full and sampled softmax.
+
+    python launch.py --config=configs/tables/lsh.py:data=synthetic500k --sweep --workdir=runs/tables/lsh_syn
+    python -m xcs.report runs/tables/lsh_syn --out=experiments/results/lsh_syn
+    python launch.py --config=configs/tables/lsh.py:data=wordnet_hypernyms --sweep --workdir=runs/tables/lsh_wn
+    python -m xcs.report runs/tables/lsh_wn --out=experiments/results/lsh_wn
+
+The bar of the issue (P@1 within 1 point of full softmax, candidate recall of the true labels
+>= 0.9 at prediction, on >= 500k labels) is the pair of runs `rows=bar` selects (full softmax and
+LSH with DWTA), small enough for about 15 minutes on 2 quiet cores:
+
+    python launch.py --config=configs/tables/lsh.py:data=synthetic500k,rows=bar --sweep \
+        --workdir=runs/tables/lsh_bar
+    python -m xcs.report runs/tables/lsh_bar --out=experiments/results/lsh_bar
+
+Rows (`method`): dense (full softmax) / uniform (sampled softmax: the true labels + uniform
+negatives, exact prediction) / wta / dwta / simhash (LSH candidates in training and prediction,
+fixed rehash) / dwta_drift (DWTA rehashed when MONGOOSE's drift check says so). Columns: P@1/3/5,
+PSP@5, candidate recall of the true labels and of the exact top-5, seconds per epoch; the
+speed-up over full softmax is the ratio of the seconds-per-epoch column to the dense row's.
+
+Variants (`:key=value,...`):
+  data=NAME        synthetic500k (default: generated, 500k labels, train_points training points)
+                   | wordnet_hypernyms | any XC-format directory name in $XCS_DATA_DIR
+  method=NAME      the run that get_config gives alone (default dwta)
+  train_points=N   synthetic500k: training points (default 30000; test points are a tenth)
+  rows=all|bar     all rows (default) | bar: dense and dwta only
+  seeds=N          runs per row with seeds 0..N-1 (default 1)
+  smoke            seconds-long runs on the small synthetic data (the tests run it)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+from configs import lsh, xmc
+from xcs.config import parse_arg
+
+VARIANTS = {"data": "synthetic500k", "method": "dwta", "train_points": 30000, "rows": "all", "seeds": 1,
+            "smoke": False}
+METHODS = ("dense", "uniform", "wta", "dwta", "simhash", "dwta_drift")
+BAR_METHODS = ("dense", "dwta")
+
+
+def _variant(arg: str | None) -> ml_collections.ConfigDict:
+    v = parse_arg(arg, VARIANTS)
+    if v.method not in METHODS:
+        raise ValueError(f"configs/tables/lsh.py: method={v.method!r}: expected one of {list(METHODS)}")
+    if v.rows not in ("all", "bar"):
+        raise ValueError(f"configs/tables/lsh.py: rows={v.rows!r}: expected all or bar")
+    return v
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """One run of the table: the `method` variant."""
+    v = _variant(arg)
+    data = "synthetic" if v.data == "synthetic500k" or v.smoke else v.data
+    smoke = ",smoke" if v.smoke else ""
+    if v.method == "dense":
+        config = xmc.get_config(f"data={data}{smoke}")
+    else:
+        family, rehash = {"dwta_drift": ("dwta", "drift")}.get(v.method, (v.method, "fixed"))
+        config = lsh.get_config(f"data={data},family={family},rehash={rehash}{smoke}")
+    if v.smoke:
+        config.data.synthetic.num_labels = 2000  # as configs/lsh.py's smoke, for both rows
+        return config
+    if v.data == "synthetic500k":
+        s = config.data.synthetic
+        s.num_labels, s.num_clusters, s.num_features = 500_000, 5_000, 100_000
+        s.num_train, s.num_test = v.train_points, max(v.train_points // 10, 1000)
+        config.model.encoder.width = 64
+        config.train.epochs = 2.0
+        config.train.warmup_steps = 20
+    c = config.lsh
+    # 500k labels: 4096 buckets of 64 in 32 tables; 2048 candidates per point at prediction.
+    c.bits, c.window, c.num_tables, c.bucket_size = 12, 8, 32, 64
+    c.candidates, c.batch_candidates = 2048, 8192
+    c.rehash_interval, c.drift_sample = 50, 4096
+    config.model.head.label_chunk = 8192
+    return config
+
+
+def sweep(add, arg: str | None = None) -> None:
+    """Each method (bar: dense and dwta), one run per seed."""
+    v = _variant(arg)
+    base = f"data={v.data},train_points={v.train_points}" + (",smoke" if v.smoke else "")
+    for method in BAR_METHODS if v.rows == "bar" else METHODS:
+        for seed in range(v.seeds):
+            add(arg=f"{base},method={method}", seed=seed)
+
+
+def _row(config: dict[str, Any]) -> str:
+    if config["model"]["head"]["name"] != "lsh":
+        return "full softmax"
+    c = config["lsh"]
+    if c["family"] == "uniform":
+        return "sampled softmax (uniform negatives)"
+    rehash = "drift rehash" if c["rehash"] == "drift" else f"rehash every {c['rehash_interval']}"
+    return f"LSH {c['family']} ({c['num_tables']} tables, {c['bits']} bits, {rehash})"
+
+
+def table(arg: str | None = None) -> dict[str, Any]:
+    return dict(
+        title=f"LSH candidate retrieval vs full / sampled softmax on {_variant(arg).data}",
+        row_header="output layer",
+        rows=_row,
+        columns=["P@1", "P@3", "P@5", "PSP@5", "candidate_recall_true", "candidate_recall@5", "seconds_per_epoch"],
+        at_k=["P"],
+        curves=["loss"],
+    )
