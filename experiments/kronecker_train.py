@@ -23,8 +23,8 @@ step t is computed at the state of step t − δ_t (W for dense/primal, P for st
 buffer of τ + 1 snapshots) and applied to the current one. τ = 0 is synchronous SGD exactly.
 
 Prints one row per run (final training and test loss, the loss relative to the synchronous run of
-the same representation, seconds per step) and writes JSON: machine, config, rows, curves (full
-training / test loss every --eval_every steps).
+the same representation, seconds per step), then the full training loss vs step of every run, and
+writes JSON: machine, config, rows, curves (full training / test loss every --eval_every steps).
 """
 
 from __future__ import annotations
@@ -266,6 +266,14 @@ def run(config: ml_collections.ConfigDict, reprs: Sequence[str], taus: Sequence[
     return dict(rows=rows, curves=curves, same_model=_same_model(curves))
 
 
+def curve_table(curves: dict[str, Any], key: str = "train_loss") -> list[dict[str, Any]]:
+    """Loss vs step, one column per run (the paper table's curves), as Markdown-ready rows."""
+    labels = list(curves)
+    steps = [c["step"] for c in curves[labels[0]]["curve"]] if labels else []
+    return [{"step": step, **{label: f"{curves[label]['curve'][i][key]:.5g}" for label in labels}}
+            for i, step in enumerate(steps)]
+
+
 def _same_model(curves: dict[str, Any]) -> float | None:
     """Largest relative difference of the synchronous primal and structured loss curves (None if not both run)."""
     p, s = curves.get("primal sync"), curves.get("structured sync")
@@ -288,6 +296,7 @@ def main(argv: list[str], f: dict[str, Any]) -> None:
           f"{config.train.steps} steps\n")
     print(markdown_table([{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()}
                           for r in result["rows"]]))
+    print(f"\nfull training loss vs step:\n\n{markdown_table(curve_table(result['curves']))}")
     if result["same_model"] is not None:
         print("\nprimal vs structured (sync): largest relative difference of the loss curves "
               f"{result['same_model']:.2e}")
