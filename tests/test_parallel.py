@@ -173,8 +173,8 @@ def test_sharded_benchmark_quick(tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = {r["mesh"]: r for r in json.loads(out.read_text())["rows"]}
-    # dense head + Adam: 3 copies of (d*L + L) float32, split over the `model` devices
+    # dense head + Adam: 3 copies of (d*L + L) float32 (+ Adam's int32 count), split over the `model` devices
     single = 3 * (rows["1x8"]["dim"] * rows["1x8"]["labels"] + rows["1x8"]["labels"]) * 4 / 2**20
-    assert abs(rows["1x8"]["single_device_mb"] - single) < 1e-6
-    assert rows["1x8"]["ratio"] == 8.0 and rows["2x4"]["ratio"] == 4.0
+    assert abs(rows["1x8"]["single_device_mb"] - single) < 1e-3
+    assert abs(rows["1x8"]["ratio"] - 8.0) < 1e-3 and abs(rows["2x4"]["ratio"] - 4.0) < 1e-3
     assert rows["1x8"]["step_ms"] > 0 and rows["1x8"]["temp_mb_per_device"] < rows["2x4"]["temp_mb_per_device"]
