@@ -1,6 +1,7 @@
 """Simulated asynchronous SGD (xcs.train.async_step) against a naive stale-gradient reference."""
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -69,7 +70,7 @@ def test_tau_zero_is_synchronous_sgd_step_for_step(config_path):
         np.testing.assert_array_equal([m["loss"] for m in asynchronous[1]], [m["loss"] for m in sync[1]])
 
 
-@pytest.mark.parametrize("delay,tau,workers", [("random", 3, 8), ("fixed", 2, 4), ("fixed", 8, 3)])
+@pytest.mark.parametrize("delay,tau,workers", [("random", 3, 8), ("fixed", 8, 3)])
 def test_each_gradient_is_computed_at_parameters_as_old_as_its_delay(delay, tau, workers):
     config, model, loss_fn, tx, schedules, batches = _setup("configs.kronecker", max_staleness=tau, workers=workers,
                                                              delay=delay)
@@ -112,12 +113,13 @@ def test_async_step_is_deterministic_and_refuses_bad_config():
         wrap_optimizer(config, setup[3])
 
 
-@pytest.mark.parametrize("variant", ["mode=async,tau=2,workers=4,delay=random", "mode=sync,d1=3,d2=4"])
-def test_kronecker_smoke_through_launch(tmp_path, variant):
+def test_kronecker_async_smoke_through_launch(tmp_path):
+    # The sync smoke variant of every config runs in tests/test_train.py.
     run = subprocess.run([sys.executable, os.path.join(ROOT, "launch.py"),
-                          f"--config=configs/kronecker.py:smoke,{variant}", f"--workdir={tmp_path}",
-                          "--config.train.progress=none"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          "--config=configs/kronecker.py:smoke,mode=async,tau=2,workers=4,delay=random,d1=3,d2=4",
+                          f"--workdir={tmp_path}", "--config.train.progress=none"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert (tmp_path / "results.json").exists()
-    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-    assert ("delay" in lines[-1]) == ("async" in variant)
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert 0 <= last["delay"] <= 2
