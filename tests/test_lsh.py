@@ -242,3 +242,37 @@ def test_launch_smoke_wta_drift(tmp_path):
     with open(os.path.join(tmp_path, "results.json")) as f:
         test = json.load(f)["test"]
     assert 0.0 <= test["candidate_recall_true"] <= 1.0 and 0.0 < test["candidate_recall@5"] <= 1.0
+
+
+@pytest.mark.parametrize("overrides", [
+    # simhash, growing rehash intervals, fifo buckets, new hash functions, BCE, AdamW on the rows
+    ["--config=configs/lsh.py:smoke,family=simhash,rehash=exponential", "--config.lsh.insertion=fifo",
+     "--config.lsh.rebuild_interval=5", "--config.loss.name=bce", "--config.train.optimizer.head.name=adamw",
+     "--config.lsh.rehash_interval=2"],
+    # sampled softmax with uniform negatives (no tables, exact prediction), SGD with momentum on the rows
+    ["--config=configs/lsh.py:smoke,family=uniform", "--config.train.optimizer.head.name=sgd",
+     "--config.train.optimizer.head.momentum=0.9"],
+])
+def test_launch_smoke_other_options(tmp_path, overrides):
+    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), *overrides, f"--workdir={tmp_path}",
+           "--config.train.progress=none", "--config.train.steps=8"]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with open(os.path.join(tmp_path, "results.json")) as f:
+        test = json.load(f)["test"]
+    assert 0.0 <= test["P@1"] <= 1.0 and 0.0 <= test["candidate_recall_true"] <= 1.0
+
+
+def test_lsh_table_sweep_builds_every_run(tmp_path):
+    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), "--config=configs/tables/lsh.py", "--sweep", "--dry_run",
+           f"--workdir={tmp_path}"]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "6 runs" in run.stdout + run.stderr
+    from configs.tables import lsh as table
+    for method in table.METHODS:
+        config = table.get_config(f"method={method}")
+        assert config.data.synthetic.num_labels == 500_000
+        assert config.model.head.name == ("dense" if method == "dense" else "lsh")
+    with pytest.raises(ValueError, match="method="):
+        table.get_config("method=nope")

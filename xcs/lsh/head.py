@@ -99,7 +99,8 @@ def init_state(key: jax.Array, cfg: LSHConfig, num_labels: int, dim: int, use_bi
     w = jax.random.normal(w_key, (num_labels, dim), jnp.float32) / math.sqrt(dim)
     weights = jnp.concatenate([w, jnp.zeros((num_labels, 1), w.dtype)], axis=1) if use_bias else w
     if cfg.spec is None:
-        hash_params, buckets, keys = {}, jnp.full((0, 1, 1), -1, jnp.int32), jnp.zeros((num_labels, 0), jnp.int32)
+        # Unused placeholders of size 1 (checkpoints refuse empty arrays).
+        hash_params, buckets, keys = {}, jnp.full((1, 1, 1), -1, jnp.int32), jnp.zeros((1, 1), jnp.int32)
     else:
         hash_params = init_hash(hash_key, cfg.spec)
         buckets = jnp.zeros((cfg.spec.num_tables, cfg.spec.num_buckets, cfg.bucket_size), jnp.int32)

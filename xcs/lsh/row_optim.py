@@ -20,14 +20,14 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 class RowOptState:
     count: jax.Array  # int32: steps taken (Adam's bias correction)
     m: jax.Array  # [L, D] first moment (adam) / momentum trace (sgd)
-    v: jax.Array  # [L, D] second moment (adam, adamw); [0, D] for sgd
+    v: jax.Array  # [L, D] second moment (adam, adamw); an unused [1, D] for sgd
 
 
 def init_row_opt(weights: jax.Array, name: str) -> RowOptState:
     if name not in OPTIMIZERS:
         raise ValueError(f"config.train.optimizer.head.name={name!r}: the lsh head's row-sparse optimizer is one "
                          f"of {list(OPTIMIZERS)}")
-    v_rows = weights.shape[0] if name != "sgd" else 0
+    v_rows = weights.shape[0] if name != "sgd" else 1  # sgd: a [1, D] placeholder (checkpoints refuse empty arrays)
     return RowOptState(jnp.zeros((), jnp.int32), jnp.zeros_like(weights),
                        jnp.zeros((v_rows, weights.shape[1]), weights.dtype))
 
