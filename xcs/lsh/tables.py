@@ -25,12 +25,21 @@ def build_tables(label_keys: jax.Array, num_buckets: int, bucket_size: int, inse
     L, T = label_keys.shape
     ids = jnp.arange(L, dtype=jnp.int32)
 
+    rank_bits = max(1, (L - 1).bit_length())
+    one_key = (num_buckets - 1).bit_length() + rank_bits <= 31
+
     def one_table(keys, k):
         # Within a bucket, the labels to keep come first: the latest (fifo) or a random order (reservoir).
-        tiebreak = -ids if insertion == "fifo" else jax.random.permutation(k, L).astype(jnp.int32)
-        sorted_keys, _, order = jax.lax.sort((keys, tiebreak, ids), num_keys=2)
-        rank = ids - jnp.searchsorted(sorted_keys, sorted_keys, side="left").astype(jnp.int32)
-        slot = jnp.where(rank < bucket_size, rank, bucket_size)  # beyond the bucket: dropped
+        # rank [L]: a permutation of 0..L-1, the order of the labels within their buckets.
+        rank = (L - 1 - ids) if insertion == "fifo" else jax.random.permutation(k, L).astype(jnp.int32)
+        if one_key:  # one int32 sort key (bucket << rank_bits | rank): several times faster on XLA-CPU
+            packed = jnp.sort((keys << rank_bits) | rank)
+            sorted_keys = packed >> rank_bits
+            order = jnp.zeros(L, jnp.int32).at[rank].set(ids)[packed & ((1 << rank_bits) - 1)]
+        else:
+            sorted_keys, _, order = jax.lax.sort((keys, rank, ids), num_keys=2)
+        within = ids - jnp.searchsorted(sorted_keys, sorted_keys, side="left").astype(jnp.int32)
+        slot = jnp.where(within < bucket_size, within, bucket_size)  # beyond the bucket: dropped
         table = jnp.full((num_buckets, bucket_size), NONE, jnp.int32)
         return table.at[sorted_keys, slot].set(order, mode="drop")
 
