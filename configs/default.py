@@ -192,8 +192,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.final_lr_fraction = 0.0  # cosine ends at this fraction of the peak
     config.train.clip_grad_norm = 0.0  # clip the global gradient norm; 0 = off
     config.train.optimizer = ml_collections.ConfigDict()
-    config.train.optimizer.encoder = _optimizer(1e-3)  # optimizer of the encoder parameters
-    config.train.optimizer.head = _optimizer(1e-3)  # optimizer of the head (label) parameters
+    # 3e-3: better than 1e-3 on wordnet_hypernyms (validation P@1 50.7 vs 48.3) and on two synthetic
+    # shapes (5k labels: 79.2 vs 78.3; 30k labels, flatter prior: 39.9 vs 34.4); 1e-2 is worse.
+    config.train.optimizer.encoder = _optimizer(3e-3)  # optimizer of the encoder parameters
+    config.train.optimizer.head = _optimizer(3e-3)  # optimizer of the head (label) parameters
     config.train.log_every = 100  # steps between metrics.jsonl / TensorBoard lines
     config.train.checkpoint_every = 1000  # steps between checkpoints (and one at the end)
     config.train.keep_checkpoints = 2  # checkpoints kept on disk

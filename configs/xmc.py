@@ -31,9 +31,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 
 def _tfidf_model(config: ml_collections.ConfigDict) -> None:
-    """Settings for real tf-idf data, tuned on a held-out part of wordnet_hypernyms' train split."""
+    """Settings for real tf-idf data, tuned on a held-out 10 % of wordnet_hypernyms' train split.
+
+    Validation P@1 / PSP@5 (--config.data.validation_fraction=0.1; the learning rate is configs/default.py's):
+    lr 1e-3, 5 epochs, 1 MLP block: 48.3 / 40.0; lr 3e-3: 50.7 / 43.7 (1e-2: 49.0 / 44.3; encoder 1e-2 with
+    head 3e-3: 48.8 / 43.2); no MLP block 50.7 / 44.3, 2 blocks 50.3 / 43.0; 8 epochs: 51.3 / 45.2 (no block:
+    50.9 / 45.5); width 512 (5 epochs): 51.1 / 44.7 at 1.7x the time; input dropout 0.1: 49.1 / 42.3; BCE: 19.1.
+    """
     config.model.encoder.width = 256
-    config.train.epochs = 5.0
+    config.train.epochs = 8.0
 
 
 def _smoke(config: ml_collections.ConfigDict) -> None:
