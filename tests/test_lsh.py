@@ -260,7 +260,7 @@ def test_launch_smoke_other_options(tmp_path, overrides):
     assert run.returncode == 0, run.stderr[-3000:]
     with open(os.path.join(tmp_path, "results.json")) as f:
         test = json.load(f)["test"]
-    assert 0.0 <= test["P@1"] <= 1.0 and 0.0 <= test["candidate_recall_true"] <= 1.0
+    assert 0.0 <= test["P@1"] <= 100.0 and 0.0 <= test["candidate_recall_true"] <= 1.0  # P@k in percent
 
 
 def test_lsh_table_sweep_builds_every_run(tmp_path):
