@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from xcs.data import xmc_repo
+from xcs.data import npz_cache, xmc_repo
 from xcs.data.errors import DataFormatError
 from xcs.data.sparse import CSR
 
@@ -308,7 +308,7 @@ def test_unwritable_directory_skips_the_cache(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(xmc_repo.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(npz_cache.tempfile, "mkstemp", read_only)
     x, _ = xmc_repo.read_single_file(path)
     assert x.to_lists() == [[3]]
     assert os.listdir(tmp_path) == ["a.txt"]
@@ -320,7 +320,7 @@ def test_failed_cache_write_leaves_no_temp_file(tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(xmc_repo.os, "replace", full_disk)
+    monkeypatch.setattr(npz_cache.os, "replace", full_disk)
     x, _ = xmc_repo.read_single_file(path)
     assert x.to_lists() == [[3]]
     assert os.listdir(tmp_path) == ["a.txt"]

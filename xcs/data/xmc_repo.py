@@ -18,17 +18,14 @@ source's size, mtime and `_FORMAT_VERSION`; a stale stamp rebuilds the cache.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 import warnings
-import zipfile
-from collections.abc import Callable
 
 import numpy as np
 
 from xcs.data.errors import DataFormatError
+from xcs.data.npz_cache import cached, csr_arrays, csr_from
 from xcs.data.sparse import CSR
 
 # Bump when the parsed content for the same source bytes changes (it invalidates every cache).
@@ -64,10 +61,10 @@ def read_single_file(path: str, cache: bool = True) -> tuple[CSR, CSR]:
     def build() -> dict[str, np.ndarray]:
         (_, f, l_), body, newlines = _read_body(path, ("num_points", "num_features", "num_labels"))
         feats, labels = _parse_body(path, body, newlines, f, l_, with_labels=True, dedup=False)
-        return {**_csr_arrays("x", _to_csr(feats, f)), **_csr_arrays("y", _to_csr(labels, l_))}
+        return {**csr_arrays("x", _to_csr(feats, f)), **csr_arrays("y", _to_csr(labels, l_))}
 
-    arrays = _cached(path, "single", build) if cache else build()
-    return _csr_from("x", arrays), _csr_from("y", arrays)
+    arrays = cached(path, "single", _FORMAT_VERSION, build) if cache else build()
+    return csr_from("x", arrays), csr_from("y", arrays)
 
 
 def read_sparse_matrix(path: str, cache: bool = True) -> CSR:
@@ -477,16 +474,6 @@ def _to_csr(rows: _Rows, num_cols: int) -> CSR:
     return CSR(indptr, ids.astype(np.int32), vals.astype(np.float32), int(num_cols))
 
 
-def _csr_arrays(prefix: str, csr: CSR) -> dict[str, np.ndarray]:
-    return {f"{prefix}_indptr": csr.indptr, f"{prefix}_indices": csr.indices,
-            f"{prefix}_values": csr.values, f"{prefix}_num_cols": np.int64(csr.num_cols)}
-
-
-def _csr_from(prefix: str, arrays: dict[str, np.ndarray]) -> CSR:
-    return CSR(arrays[f"{prefix}_indptr"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_values"],
-               int(arrays[f"{prefix}_num_cols"]))
-
-
 def _read_matrix(path: str, cache: bool, as_labels: bool) -> CSR:
     """A split-format file as a CSR; `as_labels` merges repeated ids and sets values to 1.0."""
 
@@ -496,9 +483,10 @@ def _read_matrix(path: str, cache: bool, as_labels: bool) -> CSR:
                                              dedup=as_labels)
         if as_labels:
             vals = np.ones_like(vals)
-        return _csr_arrays("x", _to_csr((counts, ids, vals), cols))
+        return csr_arrays("x", _to_csr((counts, ids, vals), cols))
 
-    return _csr_from("x", _cached(path, "labels" if as_labels else "sparse", build) if cache else build())
+    kind = "labels" if as_labels else "sparse"
+    return csr_from("x", cached(path, kind, _FORMAT_VERSION, build) if cache else build())
 
 
 def _check_rows_agree(path: str, rows: int, other_path: str, other_rows: int) -> None:
@@ -516,47 +504,3 @@ def _check_finite_dense(path: str, x: np.ndarray, block_rows: int = 8192) -> Non
             r, c = np.argwhere(~finite)[0]
             raise DataFormatError(path, None, str(block[r, c]),
                                   f"non-finite feature value at (row {lo + r}, column {c})")
-
-
-_STAMP = "_xcs_cache_stamp"
-
-
-def _cache_path(path: str, kind: str) -> str:
-    return f"{path}.{kind}.xcs-cache.npz"
-
-
-def _stamp(path: str, kind: str) -> np.ndarray:
-    st = os.stat(path)  # FileNotFoundError names the path
-    kinds = ("single", "sparse", "labels")
-    return np.array([_FORMAT_VERSION, kinds.index(kind), st.st_size, st.st_mtime_ns], np.int64)
-
-
-def _cached(path: str, kind: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """`build()`'s arrays, from `<path>.<kind>.xcs-cache.npz` when its stamp matches the source.
-
-    The stamp (format version, kind, size, mtime) is taken before the source is read, so a source
-    that changes while it is parsed leaves a stale stamp and is parsed again next time. A cache
-    that cannot be read is rebuilt; one that cannot be written (read-only directory, full disk) is
-    skipped: caching is an optimisation, never a reason to fail.
-    """
-    stamp = _stamp(path, kind)
-    cache_file = _cache_path(path, kind)
-    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # missing or corrupt: rebuild
-    with contextlib.suppress(*unreadable), np.load(cache_file, allow_pickle=False) as z:
-        if _STAMP in z.files and np.array_equal(z[_STAMP], stamp):
-            return {k: z[k] for k in z.files if k != _STAMP}
-    arrays = build()
-    tmp = None
-    with contextlib.suppress(OSError):  # not writable (read-only directory, full disk): no cache
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=os.path.basename(cache_file) + ".", suffix=".tmp",
-                                       dir=os.path.dirname(os.path.abspath(cache_file)))
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays, **{_STAMP: stamp})
-            os.chmod(tmp, os.stat(path).st_mode & 0o666)  # mkstemp makes it private; match the source
-            os.replace(tmp, cache_file)  # atomic: readers see the old cache or the new, never half
-            tmp = None
-        finally:
-            if tmp is not None:
-                os.unlink(tmp)
-    return arrays

@@ -1,0 +1,73 @@
+"""A parsed data file's arrays cached beside it as `<source>.<kind>.xcs-cache.npz`.
+
+The cache is stamped with the reader's format version, the kind of parse and the source's size and
+mtime; a stale or unreadable cache is rebuilt, an unwritable one skipped (caching never fails a run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+
+import numpy as np
+
+from xcs.data.sparse import CSR
+
+
+def csr_arrays(prefix: str, csr: CSR) -> dict[str, np.ndarray]:
+    return {f"{prefix}_indptr": csr.indptr, f"{prefix}_indices": csr.indices,
+            f"{prefix}_values": csr.values, f"{prefix}_num_cols": np.int64(csr.num_cols)}
+
+
+def csr_from(prefix: str, arrays: dict[str, np.ndarray]) -> CSR:
+    return CSR(arrays[f"{prefix}_indptr"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_values"],
+               int(arrays[f"{prefix}_num_cols"]))
+
+
+
+_STAMP = "_xcs_cache_stamp"
+
+
+def _cache_path(path: str, kind: str) -> str:
+    return f"{path}.{kind}.xcs-cache.npz"
+
+
+def _stamp(path: str, kind: str, version: int) -> np.ndarray:
+    st = os.stat(path)  # FileNotFoundError names the path
+    kinds = ("single", "sparse", "labels")
+    return np.array([version, kinds.index(kind), st.st_size, st.st_mtime_ns], np.int64)
+
+
+def cached(path: str, kind: str, version: int, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """`build()`'s arrays, from `<path>.<kind>.xcs-cache.npz` when its stamp matches the source.
+
+    `version` is the reader's format version: bumping it invalidates every cache.
+    The stamp (format version, kind, size, mtime) is taken before the source is read, so a source
+    that changes while it is parsed leaves a stale stamp and is parsed again next time. A cache
+    that cannot be read is rebuilt; one that cannot be written (read-only directory, full disk) is
+    skipped: caching is an optimisation, never a reason to fail.
+    """
+    stamp = _stamp(path, kind, version)
+    cache_file = _cache_path(path, kind)
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # missing or corrupt: rebuild
+    with contextlib.suppress(*unreadable), np.load(cache_file, allow_pickle=False) as z:
+        if _STAMP in z.files and np.array_equal(z[_STAMP], stamp):
+            return {k: z[k] for k in z.files if k != _STAMP}
+    arrays = build()
+    tmp = None
+    with contextlib.suppress(OSError):  # not writable (read-only directory, full disk): no cache
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=os.path.basename(cache_file) + ".", suffix=".tmp",
+                                       dir=os.path.dirname(os.path.abspath(cache_file)))
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays, **{_STAMP: stamp})
+            os.chmod(tmp, os.stat(path).st_mode & 0o666)  # mkstemp makes it private; match the source
+            os.replace(tmp, cache_file)  # atomic: readers see the old cache or the new, never half
+            tmp = None
+        finally:
+            if tmp is not None:
+                os.unlink(tmp)
+    return arrays
