@@ -37,6 +37,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.validation_fraction = 0.0  # >0: hold out this share of train, evaluate on it (tuning)
     config.data.max_features = 0  # batch width in features; 0 = longest row; longer rows truncated, counted
     config.data.max_labels = 0  # labels kept per point in training batches; 0 = longest row; truncation is counted
+    config.data.text = ml_collections.ConfigDict(
+        dict(  # raw texts, one per line beside the data files: {train,test}_texts.txt or trn_X.txt (xcs.data.texts)
+            # none | embedding (x = frozen sentence embeddings, cached beside the texts; sparse features dropped)
+            # | embedding+sparse (x beside feat_idx/feat_val) | tokens (token_ids/token_mask for an end-to-end encoder)
+            inputs="none",
+            encoder="minilm",  # pretrained encoder of frozen embeddings and tokenizer: minilm = all-MiniLM-L6-v2
+            max_len=128,  # tokens per text with [CLS] and [SEP]; longer texts are truncated
+            pooling="mean",  # mean | cls: pooling of the frozen sentence embeddings
+            normalize=True,  # L2-normalise the frozen sentence embeddings
+            embed_batch_size=256,  # texts per encoder call when computing the frozen embeddings
+            length_buckets=3,  # tokens: a batch is max_len, max_len/2, ... wide (this many widths), the least that fits
+        )
+    )
     config.data.synthetic = ml_collections.ConfigDict(
         dict(  # fields of xcs.data.synthetic.SyntheticSpec
             num_train=20000,  # training points
@@ -92,6 +105,7 @@ def get_config() -> ml_collections.ConfigDict:
             input_dropout=0.0,  # share of input features dropped per point (training only)
             normalize="layernorm",  # none | layernorm | l2: normalisation of the embedding before the MLP
             embedding_init_std=0.02,  # std of the bag encoder's feature embeddings at init
+            combine="sum",  # dense_bag: sum | concat (width/2 each) of the projected x and the tf-idf bag
         )
     )
     config.model.encoder.gated = ml_collections.ConfigDict(

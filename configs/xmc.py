@@ -4,6 +4,13 @@ Variants (`--config=configs/xmc.py:data=NAME,smoke`):
   data=synthetic        the built-in generator (default)
   data=NAME             XC-format files in $XCS_DATA_DIR/NAME (train.txt/test.txt or the split
                         files); any directory name works, no new config needed
+  encoder=tfidf         tfidf (bag of the sparse features, default) | minilm (frozen all-MiniLM-L6-v2
+                        sentence embeddings of the texts, cached beside them, as dense features) |
+                        minilm+tfidf (both: the projected embedding plus the tf-idf bag; sum, or
+                        --config.model.encoder.combine=concat) | minilm_e2e (MiniLM trained end to end
+                        on the tokens, own optimizer: config.train.optimizer.encoder). The text encoders
+                        read $XCS_DATA_DIR/NAME/{train,test}_texts.txt (or trn_X.txt/tst_X.txt), one text
+                        per point; synthetic data makes its texts from the words of its features.
   smoke                 a run that takes seconds (tests run it end to end)
 """
 
@@ -16,7 +23,7 @@ from xcs.config import parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant = parse_arg(arg, {"data": "synthetic", "smoke": False})
+    variant = parse_arg(arg, {"data": "synthetic", "encoder": "tfidf", "smoke": False})
     config = default.get_config()
     if variant.data == "synthetic":
         config.data.source = "synthetic"
@@ -25,8 +32,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.data.source = "xmc_repo"
         config.data.name = variant.data
         _tfidf_model(config)
+    if variant.encoder not in TEXT_ENCODERS and variant.encoder != "tfidf":
+        raise ValueError(f"config variant encoder={variant.encoder!r}: expected tfidf, {', '.join(TEXT_ENCODERS)}")
+    if variant.encoder != "tfidf":
+        TEXT_ENCODERS[variant.encoder](config)
     if variant.smoke:
         _smoke(config)
+        if variant.encoder != "tfidf":
+            _text_smoke(config)
     return config
 
 
@@ -53,3 +66,37 @@ def _smoke(config: ml_collections.ConfigDict) -> None:
     config.train.checkpoint_every = 20
     config.eval.batch_size = 128
     config.model.head.label_chunk = 128
+
+
+def _minilm_frozen(config: ml_collections.ConfigDict) -> None:
+    """Frozen MiniLM sentence embeddings as dense features x, a projection + residual MLP, dense head."""
+    config.data.text.inputs = "embedding"
+    config.model.encoder.name = "dense"
+
+
+def _minilm_tfidf(config: ml_collections.ConfigDict) -> None:
+    """The frozen embedding projected and summed with the tf-idf embedding bag (xcs.models.combined)."""
+    config.data.text.inputs = "embedding+sparse"
+    config.model.encoder.name = "dense_bag"
+
+
+def _minilm_e2e(config: ml_collections.ConfigDict) -> None:
+    """MiniLM on the token ids, fine-tuned with its own (smaller) learning rate; the head keeps its own."""
+    config.data.text.inputs = "tokens"
+    config.model.encoder.name = "minilm"
+    config.train.optimizer.encoder.learning_rate = 5e-5
+
+
+TEXT_ENCODERS = {"minilm": _minilm_frozen, "minilm+tfidf": _minilm_tfidf, "minilm_e2e": _minilm_e2e}
+
+
+def _text_smoke(config: ml_collections.ConfigDict) -> None:
+    """Short texts and few steps: the frozen embeddings of 500 synthetic texts take seconds."""
+    config.data.text.max_len = 16
+    config.data.synthetic.num_train, config.data.synthetic.num_test = 400, 100
+    if config.data.text.inputs == "tokens":
+        config.train.steps = 6
+        config.train.batch_size = 16
+        config.train.log_every = 3
+        config.train.checkpoint_every = 6
+        config.eval.batch_size = 64

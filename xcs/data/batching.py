@@ -3,8 +3,9 @@
 Every batch of a run has the same shapes (static shapes: one compilation per step function):
   feat_idx [B, F] int32, feat_val [B, F] float32  (padding: id 0 with value 0, adds nothing)
   label_idx [B, Y] int32, label_mask [B, Y] bool   (padding: id 0 with mask False)
-or x [B, d] float32 for dense features, or factor0, factor1, ... [B, d_k] for Kronecker inputs. Rows longer than F or Y are truncated, and how many
-were is counted once up front and reported by the training loop, never silently.
+or x [B, d] float32 for dense features, or factor0, factor1, ... [B, d_k] for Kronecker inputs, and for
+texts token_ids / token_mask [B, T] int32 (T: see `token_width`). Rows longer than F or Y are
+truncated, and how many were is counted once up front and reported by the training loop, never silently.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from xcs.data.dataset import Split
 from xcs.data.kronecker import factor_batch
 from xcs.data.sparse import CSR
+from xcs.data.texts import Tokens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,30 +61,54 @@ def pad_rows(csr: CSR, rows: np.ndarray, width: int) -> tuple[np.ndarray, np.nda
     return idx, val, mask
 
 
+def token_width(max_len: int, longest: int, buckets: int) -> int:
+    """Width of a token batch: the smallest of max_len, max_len/2, ... (`buckets` of them, each >= 8)
+    that holds the batch's longest text. A few widths, so a few compilations, and short texts are not
+    padded to max_len."""
+    width = max_len
+    for _ in range(buckets - 1):
+        half = (width + 1) // 2
+        if half < max(longest, 8):
+            break
+        width = half
+    return width
+
+
+def token_batch(tokens: Tokens, rows: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """(token_ids, token_mask) [n, T] int32 of the given rows, T = token_width(...)."""
+    lengths = tokens.lengths[rows]
+    width = token_width(tokens.ids.shape[1], int(lengths.max(initial=0)), buckets)
+    mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int32)
+    return np.ascontiguousarray(tokens.ids[rows, :width]), mask
+
+
 class Batcher:
     """Turns rows of a Split into fixed-shape batches."""
 
-    def __init__(self, split: Split, max_features: int, max_labels: int):
+    def __init__(self, split: Split, max_features: int, max_labels: int, token_buckets: int = 1):
         self.split = split
         self.dense = split.dense is not None
         labels = split.labels
         self.label_width = max(1, max_labels or int(labels.row_lengths().max(initial=0)))
         self.label_truncation = truncation(labels, self.label_width)
         self.features = None
-        if not self.dense and split.factors is None:
+        if split.features is not None:  # also beside x (text inputs embedding+sparse) or tokens
             feats = split.features
             self.feature_width = max(1, max_features or int(feats.row_lengths().max(initial=0)))
             self.feature_truncation = truncation(feats, self.feature_width)
             self.features = order_rows_by_value(feats) if self.feature_truncation.rows else feats
+        self.token_buckets = token_buckets
 
     def __call__(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         batch: dict[str, np.ndarray] = {}
         if self.dense:
             batch["x"] = np.asarray(self.split.dense[rows], dtype=np.float32)
-        elif self.split.factors is not None:
+        if self.split.factors is not None:
             batch.update(factor_batch(self.split.factors, rows))
-        else:
+        if self.features is not None:
             batch["feat_idx"], batch["feat_val"], _ = pad_rows(self.features, rows, self.feature_width)
+        if self.split.tokens is not None:
+            batch["token_ids"], batch["token_mask"] = token_batch(self.split.tokens, rows, self.token_buckets)
         batch["label_idx"], _, batch["label_mask"] = pad_rows(self.split.labels, rows, self.label_width)
         return batch
 

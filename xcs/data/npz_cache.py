@@ -41,16 +41,18 @@ def _stamp(path: str, kind: str, version: int) -> np.ndarray:
     return np.array([version, kinds.index(kind), st.st_size, st.st_mtime_ns], np.int64)
 
 
-def cached(path: str, kind: str, version: int, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def cached(path: str, kind: str, version: int, build: Callable[[], dict[str, np.ndarray]],
+           stamp: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """`build()`'s arrays, from `<path>.<kind>.xcs-cache.npz` when its stamp matches the source.
 
-    `version` is the reader's format version: bumping it invalidates every cache.
+    `version` is the reader's format version: bumping it invalidates every cache. A caller may pass
+    its own `stamp` (int64 array, e.g. a content hash with its settings) instead of (kind, size, mtime).
     The stamp (format version, kind, size, mtime) is taken before the source is read, so a source
     that changes while it is parsed leaves a stale stamp and is parsed again next time. A cache
     that cannot be read is rebuilt; one that cannot be written (read-only directory, full disk) is
     skipped: caching is an optimisation, never a reason to fail.
     """
-    stamp = _stamp(path, kind, version)
+    stamp = _stamp(path, kind, version) if stamp is None else np.concatenate([[version], np.asarray(stamp, np.int64)])
     cache_file = _cache_path(path, kind)
     unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # missing or corrupt: rebuild
     with contextlib.suppress(*unreadable), np.load(cache_file, allow_pickle=False) as z:

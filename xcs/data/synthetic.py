@@ -314,3 +314,38 @@ def describe(features: CSR, labels: CSR) -> dict:
         "points_without_labels": int((label_lengths == 0).sum()),
         "points_without_features": int((feat_lengths == 0).sum()),
     }
+
+
+_CONSONANTS, _VOWELS = "bdfgklmnprstvz", "aeiou"
+_SYLLABLES = np.array([c + v for c in _CONSONANTS for v in _VOWELS])
+WORDS_PER_TEXT = 16  # a text holds the words of a point's strongest features
+
+
+def feature_words(spec: SyntheticSpec) -> np.ndarray:
+    """[num_features] pseudo-words (2+ syllables, e.g. "boke"), one per feature id, all distinct.
+
+    Ids go through a fixed permutation first so that neighbouring ids do not share syllables.
+    """
+    n = spec.num_features
+    syllables = max(2, math.ceil(math.log(n) / math.log(len(_SYLLABLES))))
+    code = _permute(np.arange(n, dtype=np.int64), _coprime_multiplier(spec.seed, _TAG_PERM + 2, n), n)
+    words = np.full(n, "", dtype=object)
+    for _ in range(syllables):
+        words = words + _SYLLABLES[code % len(_SYLLABLES)].astype(object)
+        code //= len(_SYLLABLES)
+    return words
+
+
+def generate_texts(spec: SyntheticSpec, features: CSR) -> np.ndarray:
+    """[N] object array of str: the text of each point, its strongest features' words (by value).
+
+    The text carries the features' signal (a point's labels select its signature words), for the
+    text encoders (config.data.text); it is a pure function of the features.
+    """
+    words = feature_words(spec)
+    out = np.empty(features.num_rows, dtype=object)
+    for i in range(features.num_rows):
+        idx, val = features.row(i)
+        top = idx[np.argsort(-val, kind="stable")[:WORDS_PER_TEXT]]
+        out[i] = " ".join(words[top])
+    return out

@@ -14,6 +14,7 @@ import ml_collections
 
 from xcs.data.dataset import Dataset
 from xcs.losses import LossFn
+from xcs.models.combined import make_dense_bag_encoder
 from xcs.models.encoders import make_bag_encoder, make_dense_encoder
 from xcs.models.factored_head import make_factored_head
 from xcs.models.head_wrappers import ACTIVATIONS, AuxObjective, Intermediate
@@ -24,7 +25,8 @@ from xcs.models.sparse_head import make_sparse_head
 from xcs.sparsity.clusters import cached_label_clusters
 
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
-    "bag": make_bag_encoder, "dense": make_dense_encoder, "kronecker": make_kronecker_encoder}
+    "bag": make_bag_encoder, "dense": make_dense_encoder, "kronecker": make_kronecker_encoder,
+    "dense_bag": make_dense_bag_encoder}
 HEADS: dict[str, Callable[..., nn.Module]] = {
     "dense": make_dense_head, "factored": make_factored_head, "sparse": make_sparse_head,
     "lsh": make_lsh_head}

@@ -82,8 +82,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     t_start = time.perf_counter()
 
     data: Dataset = load_dataset(config.data, config.seed)
-    train_batcher = Batcher(data.train, config.data.max_features, config.data.max_labels)
-    test_batcher = Batcher(data.test, config.data.max_features, 0)
+    buckets = config.data.text.length_buckets  # widths of token batches (texts read end to end)
+    train_batcher = Batcher(data.train, config.data.max_features, config.data.max_labels, buckets)
+    test_batcher = Batcher(data.test, config.data.max_features, 0, buckets)
     iterator = EpochIterator(train_batcher, config.train.batch_size, config.seed)
     steps = total_steps(config, iterator.steps_per_epoch)
     truncation = {"train": train_batcher.truncation_report(), "test": test_batcher.truncation_report()}

@@ -1,0 +1,111 @@
+"""What a model reads of the texts (config.data.text): frozen sentence embeddings, or token ids.
+
+- `embedding`: each split's texts encoded once by the pretrained encoder (xcs.text.embed) and the
+  result used as dense features x; the tf-idf features are dropped.
+- `embedding+sparse`: the same x, with the sparse features kept beside it (for the dense_bag
+  encoder, xcs.models.combined).
+- `tokens`: the texts tokenized once (truncated to max_len) for an encoder trained end to end;
+  batches carry token_ids / token_mask (xcs.data.batching). The sparse features are kept.
+
+Frozen embeddings of a text file are cached beside it as `<file>.<encoder>-<pooling>-L<max_len>
+[-raw].xcs-cache.npz` (xcs.data.npz_cache), stamped with a SHA-256 of the file's bytes: a changed
+file is encoded again, a copied or touched one is not. Synthetic texts have no file and are encoded
+on every load (they are small).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import ml_collections
+import numpy as np
+
+from xcs.data.dataset import Split
+from xcs.data.npz_cache import cached
+from xcs.data.texts import Tokens
+
+INPUTS = ("none", "embedding", "embedding+sparse", "tokens")
+ENCODERS = ("minilm",)  # pretrained text encoders of xcs.text
+POOLINGS = ("mean", "cls")
+MAX_POSITIONS = 512  # BERT-family position table
+_CACHE_VERSION = 1  # bump when the embeddings for the same text and settings change
+
+
+def check_config(text: ml_collections.ConfigDict) -> None:
+    """Refuses a mistyped config.data.text value, naming the key."""
+    for key, allowed in (("inputs", INPUTS), ("encoder", ENCODERS), ("pooling", POOLINGS)):
+        if text[key] not in allowed:
+            raise ValueError(f"config.data.text.{key}={text[key]!r}: expected one of {', '.join(allowed)}")
+    if not 2 <= text.max_len <= MAX_POSITIONS:
+        raise ValueError(f"config.data.text.max_len={text.max_len}: must be in [2, {MAX_POSITIONS}] ([CLS] and "
+                         "[SEP] take two tokens; the encoder has 512 positions)")
+    if text.length_buckets < 1:
+        raise ValueError(f"config.data.text.length_buckets={text.length_buckets}: must be >= 1 (1 = every batch "
+                         "max_len wide)")
+    if text.embed_batch_size < 1:
+        raise ValueError(f"config.data.text.embed_batch_size={text.embed_batch_size}: must be >= 1")
+
+
+def cache_kind(text: ml_collections.ConfigDict) -> str:
+    """The cache's name part for these encoder settings, e.g. 'minilm-mean-L128'."""
+    return f"{text.encoder}-{text.pooling}-L{text.max_len}" + ("" if text.normalize else "-raw")
+
+
+def _embed_texts(texts: list[str], text: ml_collections.ConfigDict) -> np.ndarray:
+    """[N, dim] float32 sentence embeddings from the pretrained encoder (imported only when needed)."""
+    from xcs.text.embed import embed_texts
+
+    return embed_texts(texts, max_len=text.max_len, batch_size=text.embed_batch_size, pooling=text.pooling,
+                       normalize=text.normalize, progress=True)
+
+
+def _tokenize(texts: list[str], max_len: int) -> Tokens:
+    """Token ids ([CLS] ... [SEP], truncated to max_len, 0-padded) of the pretrained encoder's tokenizer."""
+    from xcs.text import weights
+    from xcs.text.tokenizer import TextTokenizer
+
+    ids, mask = TextTokenizer(weights.tokenizer_path()).encode(texts, max_len)
+    padded = np.zeros((len(texts), max_len), np.int32)  # every split max_len wide; batches cut it (token_width)
+    padded[:, :ids.shape[1]] = ids
+    return Tokens(padded, mask.sum(axis=1).astype(np.int32))
+
+
+def embeddings(texts: np.ndarray, text: ml_collections.ConfigDict, path: str | None = None) -> np.ndarray:
+    """Frozen embeddings of `texts`, cached beside `path` (their text file) when there is one."""
+
+    def build() -> dict[str, np.ndarray]:
+        x = np.asarray(_embed_texts(list(texts), text), np.float32)
+        if x.ndim != 2 or x.shape[0] != len(texts):
+            raise ValueError(f"text encoder returned shape {x.shape} for {len(texts)} texts")
+        return {"x": x}
+
+    if path is None:
+        return build()["x"]
+    return cached(path, cache_kind(text), _CACHE_VERSION, build, stamp=content_stamp(path, cache_kind(text)))["x"]
+
+
+def content_stamp(path: str, kind: str) -> np.ndarray:
+    """int64 [4]: SHA-256 of the file's bytes and the settings `kind`."""
+    digest = hashlib.sha256(kind.encode() + b"\0")
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return np.frombuffer(digest.digest(), np.int64).copy()
+
+
+def add_text_inputs(text: ml_collections.ConfigDict, split: Split, path: str | None) -> Split:
+    """`split` (with its texts) given the inputs config.data.text.inputs asks for."""
+    if split.texts is None:
+        raise ValueError(f"config.data.text.inputs={text.inputs!r}: this data source has no texts (text inputs "
+                         "need source xmc_repo or tfds with text files, or synthetic)")
+    if text.inputs in ("embedding", "embedding+sparse"):
+        x = embeddings(split.texts, text, path)
+        if text.inputs == "embedding+sparse" and split.features is None:
+            raise ValueError("config.data.text.inputs='embedding+sparse': this data set has no sparse features "
+                             "(use inputs='embedding')")
+        features = split.features if text.inputs == "embedding+sparse" else None
+        return dataclasses.replace(split, dense=x, features=features)
+    if text.inputs == "tokens":
+        return dataclasses.replace(split, tokens=_tokenize(list(split.texts), text.max_len))
+    return split
