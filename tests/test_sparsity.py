@@ -340,12 +340,14 @@ def test_table_sweep_has_every_row_and_the_bar_pair(tmp_path):
     from configs.tables import dst as table
     from xcs import sweep
 
-    labels = []
-    for arg, expected in (("data=wordnet_hypernyms", 19), ("data=wordnet_hypernyms,rows=bar", 2)):
+    labels, names = [], []
+    for arg, expected in (("data=wordnet_hypernyms", 19), ("data=wordnet_hypernyms,rows=bar", 2),
+                          ("data=wordnet_hypernyms,rows=k64", 7)):
         # plan builds every run's config with its overrides: a mistyped key fails here
         runs = sweep.plan(os.path.join(ROOT, f"configs/tables/dst.py:{arg}"), str(tmp_path / "runs"))
         assert len(runs) == expected
         labels.append([])
+        names.append({run.name for run in runs})
         for run in runs:
             config = table.get_config(arg)
             sweep.apply_overrides(config, run.overrides, run.name)
@@ -353,6 +355,11 @@ def test_table_sweep_has_every_row_and_the_bar_pair(tmp_path):
     assert len(set(labels[0])) == 19 and labels[0][0] == "dense"
     assert labels[1] == ["dense", "k=64 (92 % sparse) RigL + intermediate 4096 + aux (1024 clusters)"]
     assert set(labels[1]) <= set(labels[0])
+    # one fan-in's column: its 7 rows, and the bar pair's workdirs, so those two runs are reused
+    assert set(labels[2]) <= set(labels[0]) and all("k=32" not in label for label in labels[2])
+    assert names[1] <= names[2] <= names[0]
+    with pytest.raises(ValueError, match="rows='k7'"):
+        table.get_config("rows=k7")
     assert {"dense bottleneck r=32", "k=128 (83 % sparse) static fixed fan-in", "k=32 (96 % sparse) SET"} <= set(
         labels[0])
 

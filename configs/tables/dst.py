@@ -20,7 +20,8 @@ Variants (`:key=value,...`):
                    500k labels) | any XC-format directory name
   intermediate=N   width of the intermediate layer (default 4096)
   clusters=N       label clusters of the auxiliary objective (default 1024)
-  rows=all|bar     all rows (default) | bar: dense and fan-in 64 RigL + intermediate + aux only
+  rows=all|bar|kN  all rows (default) | bar: dense and fan-in 64 RigL + intermediate + aux only |
+                   k128, k64 or k32: dense and the rows of that one fan-in (7 runs; a run of `bar` is reused)
   smoke            seconds-long runs on the small synthetic data, fan-ins and widths scaled down
 """
 
@@ -42,8 +43,9 @@ def _variant(arg: str | None) -> ml_collections.ConfigDict:
     v = parse_arg(arg, VARIANTS)
     if v.smoke and "data=" not in (arg or ""):
         v.data = "synthetic"
-    if v.rows not in ("all", "bar"):
-        raise ValueError(f"configs/tables/dst.py: rows={v.rows!r}: expected all or bar")
+    if v.rows not in ("all", "bar") + tuple(f"k{k}" for k in FAN_INS):
+        raise ValueError(f"configs/tables/dst.py: rows={v.rows!r}: expected all, bar or one of "
+                         f"{', '.join(f'k{k}' for k in FAN_INS)}")
     return v
 
 
@@ -81,7 +83,9 @@ def sweep(add, arg: str | None = None) -> None:
         add(**{"model.head.name": "sparse", "sparsity.fan_in": fan_ins[1], "sparsity.algorithm": "rigl",
                "model.head.intermediate": intermediate, "aux.clusters": clusters})
         return
-    for k in fan_ins:
+    for k, full_k in zip(fan_ins, FAN_INS):
+        if v.rows not in ("all", f"k{full_k}"):
+            continue
         add(**{"model.head.name": "dense", "model.head.intermediate": k,
                "model.head.intermediate_activation": "none"})
         for algorithm in ("static", "set", "rigl"):
