@@ -84,6 +84,7 @@ def _minilm_e2e(config: ml_collections.ConfigDict) -> None:
     """MiniLM on the token ids, fine-tuned with its own (smaller) learning rate; the head keeps its own."""
     config.data.text.inputs = "tokens"
     config.model.encoder.name = "minilm"
+    config.model.encoder.width = 384  # the encoder's output is MiniLM's hidden size
     config.train.optimizer.encoder.learning_rate = 5e-5
 
 
@@ -95,6 +96,9 @@ def _text_smoke(config: ml_collections.ConfigDict) -> None:
     config.data.text.max_len = 16
     config.data.synthetic.num_train, config.data.synthetic.num_test = 400, 100
     if config.data.text.inputs == "tokens":
+        config.aux.clusters = 8  # the DST paper's auxiliary objective on top of the fine-tuned encoder
+        config.model.encoder.width = 384  # MiniLM's hidden size (the smoke width does not apply)
+        config.data.text.length_buckets = 1  # one token width: one compilation
         config.train.steps = 6
         config.train.batch_size = 16
         config.train.log_every = 3

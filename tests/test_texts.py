@@ -202,3 +202,23 @@ def test_batcher_puts_x_beside_the_sparse_features(tiny, embed_calls):
     assert set(batch) == {"x", "feat_idx", "feat_val", "label_idx", "label_mask"}
     np.testing.assert_array_equal(batch["x"], data.train.dense[[2, 0]])
     assert batch["feat_idx"][0, 0] == 4
+
+
+def test_tfds_source_carries_the_text_field(tiny, embed_calls):
+    from xcs.data import tfds_builder
+
+    config = config_for("tiny", "embedding+sparse")
+    config.data.source = "tfds"
+    data = load_dataset(config.data, 0)
+    assert list(data.train.texts) == ["a red apple", "the blue sky", "\u2028odd\x0cline"]
+    assert list(data.test.texts) == ["green grass", "an apple pie"]
+    assert data.train.features.to_lists() == [[0, 3], [1], [4]] and data.train.dense.shape == (3, 8)
+    assert (tiny / "train_texts.txt.minilm-mean-L128.xcs-cache.npz").exists()
+    (tiny / "test_texts.txt").write_text("one line only\n")  # a changed text file regenerates, and is checked
+    with pytest.raises(DataFormatError, match="test_texts.txt.*1 lines.*2 points"):
+        load_dataset(config.data, 0)
+    os.remove(tiny / "test_texts.txt")
+    os.remove(tiny / "train_texts.txt")  # no texts: the prepared copy has none either
+    assert tfds_builder.load_tfds_texts(str(tiny / "tfds2"), str(tiny), "train") is None
+    with pytest.raises(FileNotFoundError, match="train_texts.txt or trn_X.txt"):
+        load_dataset(config.data, 0)

@@ -123,7 +123,14 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
             tfds_dir = os.path.join(directory, "tfds")
             train, test = (_split(tfds_builder.load_tfds_split(tfds_dir, directory, s)) for s in ("train", "test"))
         location = os.path.abspath(directory)
-        if with_texts:  # one text per point, beside the data files
+        if with_texts and config.source == "tfds":  # the builder's text field (the text files may be gone)
+            split_texts = {s: tfds_builder.load_tfds_texts(tfds_dir, directory, s) for s in ("train", "test")}
+            if split_texts["train"] is None:
+                texts.find_text_file(directory, "train")  # raises, naming the files looked for
+            text_paths = tfds_builder.text_paths(directory) or text_paths  # the frozen cache goes beside them
+            train, test = (dataclasses.replace(train, texts=split_texts["train"]),
+                           dataclasses.replace(test, texts=split_texts["test"]))
+        elif with_texts:  # one text per point, beside the data files
             text_paths["train"], train_texts = texts.load_texts(directory, "train", train.num_points)
             text_paths["test"], test_texts = texts.load_texts(directory, "test", test.num_points)
             train, test = dataclasses.replace(train, texts=train_texts), dataclasses.replace(test, texts=test_texts)
