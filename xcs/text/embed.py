@@ -16,7 +16,7 @@ from xcs.text import weights
 from xcs.text.minilm import POOLINGS, MiniLM, pool
 from xcs.text.tokenizer import TextTokenizer
 
-BUCKET = 16  # batches are padded to the next multiple of this many tokens
+BUCKET = 16  # default: batches are padded to the next multiple of this many tokens
 
 
 @functools.lru_cache(maxsize=1)
@@ -30,13 +30,13 @@ def load_minilm() -> tuple[MiniLM, Any, TextTokenizer]:
     return MiniLM(config), params, TextTokenizer(weights.tokenizer_path())
 
 
-def bucket_length(length: int, max_len: int) -> int:
+def bucket_length(length: int, max_len: int, bucket: int = BUCKET) -> int:
     """The padded width of a batch whose longest text has `length` tokens.
 
-    Multiples of BUCKET: at max_len=128 at most 8 shapes compile, and a batch of short texts
-    is not padded to the longest text of the data set.
+    Multiples of `bucket`: at max_len=128 and bucket=16 at most 8 shapes compile, and a batch of
+    short texts is not padded to the longest text of the data set.
     """
-    return min(max_len, -(-max(length, 1) // BUCKET) * BUCKET)
+    return min(max_len, -(-max(length, 1) // bucket) * bucket)
 
 
 @functools.partial(jax.jit, static_argnames=("module", "pooling", "normalize"))
@@ -46,19 +46,20 @@ def _encode(module: MiniLM, params: Any, ids: jax.Array, mask: jax.Array, poolin
 
 
 def embed_texts(texts: Sequence[str], *, max_len: int = 128, batch_size: int = 256, pooling: str = "mean",
-                normalize: bool = True, progress: bool = False) -> np.ndarray:
+                normalize: bool = True, progress: bool = False, bucket: int = BUCKET) -> np.ndarray:
     """float32 [N, hidden] sentence embeddings of `texts`, in their order.
 
     With the defaults (mean pooling, L2 normalisation) these are all-MiniLM-L6-v2's
     sentence-transformers embeddings of texts truncated to max_len tokens ([CLS]/[SEP] included).
     Texts are sorted by token length and cut into batches of `batch_size`, each padded only to
-    bucket_length of its longest text; every batch has batch_size rows (the last is filled with
-    empty rows), so jit compiles one shape per bucket.
+    bucket_length of its longest text (a multiple of `bucket`; bucket=max_len pads every batch
+    to max_len, the benchmark's baseline); every batch has batch_size rows (the last is filled
+    with empty rows), so jit compiles one shape per bucket.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling={pooling!r}: expected one of {POOLINGS}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size}: must be >= 1")
+    if batch_size < 1 or bucket < 1:
+        raise ValueError(f"batch_size={batch_size}, bucket={bucket}: must be >= 1")
     module, params, tokenizer = load_minilm()
     if max_len > module.config.max_position:
         raise ValueError(f"max_len={max_len} > {module.config.max_position}, the longest input of the model")
@@ -70,7 +71,7 @@ def embed_texts(texts: Sequence[str], *, max_len: int = 128, batch_size: int = 2
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
         rows = order[start:start + batch_size]
-        width = bucket_length(int(lengths[rows].max()), max_len)
+        width = bucket_length(int(lengths[rows].max()), max_len, bucket)
         batch_ids = np.zeros((batch_size, width), np.int32)
         batch_mask = np.zeros((batch_size, width), np.int32)
         used = min(width, ids.shape[1])  # the bucket can be wider than the longest text of the set
