@@ -84,11 +84,12 @@ def convert(tensors: dict[str, np.ndarray], config: BertConfig) -> dict[str, Any
             "output": _linear(t, f"{p}.output.dense"),
             "output_norm": _norm(t, f"{p}.output.LayerNorm"),
         }
-    used = 5 + 16 * config.num_layers
-    unused = sorted(k for k in t if not k.startswith(("pooler.", "embeddings.position_ids")))
-    if len(unused) != used:
-        raise ValueError(f"checkpoint has {len(unused)} encoder tensors, the {config.num_layers}-layer model uses "
-                         f"{used}: not a BERT checkpoint of this shape")
+    # 3 embedding tables and their LayerNorm's weight and bias; 16 tensors per layer.
+    expected = 5 + 16 * config.num_layers
+    encoder_tensors = [k for k in t if not k.startswith(("pooler.", "embeddings.position_ids"))]
+    if len(encoder_tensors) != expected:
+        raise ValueError(f"checkpoint has {len(encoder_tensors)} encoder tensors, the {config.num_layers}-layer model "
+                         f"uses {expected}: not a BERT checkpoint of this shape")
     return {k: _float32(v) for k, v in params.items()}
 
 
