@@ -39,7 +39,8 @@ class XmcRepo(tfds.core.GeneratorBasedBuilder):
         "Put the data set's files in the manual directory, in one of the Extreme Classification "
         "Repository layouts: train.txt + test.txt (header `N F L`, lines `l1,l2 f:v f:v`), or "
         "trn_X_Xf.txt + trn_X_Y.txt and tst_X_Xf.txt + tst_X_Y.txt, or trn_X.npy + trn_X_Y.txt and "
-        "tst_X.npy + tst_X_Y.txt.")
+        "tst_X.npy + tst_X_Y.txt. Optionally the raw texts, one per line in point order: train_texts.txt + "
+        "test_texts.txt or trn_X.txt + tst_X.txt (the `text` field).")
 
     @tfds.core.utils.classproperty
     @classmethod
