@@ -172,7 +172,7 @@ def test_smoke_training_through_launch(tmp_path):
 def test_benchmark_rows_and_linear_fit():
     from experiments.benchmarks import gated as bench
 
-    result = bench.run(depths=[0, 2], batches=[2], dim=8, max_dense_mb=0.001, budget_s=0.001)
+    result = bench.run(depths=[0, 2], batches=[2], dim=8, max_dense_mb=0.001, rounds=1, call_s=0.0005)
     keys = ["depth", "batch", "params", "flops_per_example", "gated_ms", "dense_same_flops_ms",
             "dense_same_params_ms"]
     assert [list(r) for r in result["rows"]] == [keys] * 2
@@ -185,3 +185,26 @@ def test_benchmark_rows_and_linear_fit():
     rows = [dict(depth=k, batch=1, gated_ms=0.5 + 0.25 * k) for k in range(5)]
     fit = bench.linear_fits(rows)[0]
     assert abs(fit["r2"] - 1.0) < 1e-12 and abs(fit["ms_per_depth"] - 0.25) < 1e-12
+    # Two straight pieces (cache, then main memory): the whole fit is worse, each piece exact.
+    rows = [dict(depth=k, batch=1, gated_ms=1.0 + k + 3.0 * max(0, k - 6)) for k in range(13)]
+    whole, low, high = bench.linear_fits(rows, split_depth=6)
+    assert whole["r2"] < 0.95 and (low["depths"], high["depths"]) == ("0-6", "6-12")
+    assert abs(low["ms_per_depth"] - 1.0) < 1e-9 and abs(high["ms_per_depth"] - 4.0) < 1e-9
+    assert abs(low["r2"] - 1.0) < 1e-12 and abs(high["r2"] - 1.0) < 1e-12
+
+
+def test_benchmark_cache_depth_and_fresh_batches():
+    from experiments.benchmarks import gated as bench
+
+    # 32 MiB hold 128 blocks of 256^2 floats: the whole tree of depth 6 (127 blocks), not of depth 7.
+    assert bench.cache_depth(256, 32.0) == 6 and bench.cache_depth(256, 31.7) == 5
+    assert bench.cache_depth(64, 32.0) == 10
+    # Each call starts where the last one stopped, so consecutive calls see different batches.
+    pool = jnp.arange(10.0).reshape(10, 1, 1)
+    timer = bench.StreamTimer(lambda w, x: x * w, jnp.ones(()), pool, call_s=1e-9)
+    assert timer.n == 1
+    seen = []
+    timer._fn = lambda w, pool, start, n: seen.append(int(start)) or jnp.zeros(())
+    for _ in range(3):
+        timer.call()
+    assert seen == [(seen[0] + i) % 10 for i in range(3)]

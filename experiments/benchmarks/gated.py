@@ -6,20 +6,33 @@ For each depth k and batch size B: a tree-gated layer d -> d (xcs.models.conditi
 one output block, gates = signs of k input units, inputs N(0, 1) so paths vary per example)
 stores (2^{k+1} - 1) d^2 weights and uses k + 1 blocks per example; it is compared with a dense
 layer d -> (k + 1) d (the same FLOPs per example) and a dense layer d -> (2^{k+1} - 1) d (the same
-parameters; skipped above --max-dense-mb). All three are jitted with their weights passed as
-arguments, and timed in the same process one after the other, per batch, as the mean over a
-jitted scan of max(1, 64 // B) different batches (so that Python's dispatch, tens of
-microseconds with a jitter of the same size, does not drown the work at batch 1). Rows: depth, batch, params (gated
-layer's weights, biases left out), flops_per_example (2 (k + 1) d^2, the gated and the
-same-FLOPs layer), gated_ms, dense_same_flops_ms, dense_same_params_ms (medians per batch).
+parameters; skipped above --max-dense-mb). Rows: depth, batch, params (gated layer's weights,
+biases left out), flops_per_example (2 (k + 1) d^2, the gated and the same-FLOPs layer), gated_ms,
+dense_same_flops_ms, dense_same_params_ms: milliseconds per batch of B examples.
+
+How a time is measured (what a batch really costs, not Python's dispatch):
+  - one timed call runs the layer on n consecutive batches of a pool of 4096 / B different random
+    batches inside one jitted loop (each output summed, so nothing is dead or loop-invariant);
+    n is chosen so that a call lasts about --call-ms (20 ms), so that dispatch (tens of
+    microseconds, with a jitter of the same size) is amortised; every call starts where the last
+    one stopped in the pool, so the examples, and the gated layer's paths, are fresh;
+  - the time per batch is the call's time / n, and the reported value the median over --rounds
+    calls;
+  - the gated and same-FLOPs layers of all depths are timed round-robin, one call each per round,
+    so that a change in the machine's load during the run hits every depth alike instead of
+    bending the curve over k; the same-parameter layers (up to seconds a call) follow, per depth.
 
 The honest physics: every example needs its own k + 1 blocks, so a batch of B reads B (k + 1)
 blocks, and at large batches the gated layer reads about as many weight bytes as a dense layer
 of equal parameters (and, unlike it, cannot reuse a block across the batch in one matrix
 product). Its win is the computation per example and the latency at small batches, where a
-dense layer of equal parameters must read all 2^{k+1} - 1 blocks for one example. After the
-table, the benchmark fits gated_ms = a + b k at each batch size (R^2) and prints the speed-up
-over the same-parameter dense layer at batch 1 and k = 10.
+dense layer of equal parameters must read all 2^{k+1} - 1 blocks for one example. At batch 1 the
+layer is bound by reading its k + 1 blocks (d^2 floats each); level j of the tree has 2^j blocks,
+so the top levels, shared by many examples, stay in the processor's caches while the blocks of
+deep levels come from main memory: the time per level is higher past the level whose 2^j blocks
+outgrow the cache. After the table, the benchmark fits gated_ms = a + b k at each batch size (R^2),
+and at batch 1 also separately below and above that level, and prints the speed-up over the
+same-parameter dense layer at batch 1 and k = 10.
 """
 
 from __future__ import annotations
@@ -27,79 +40,136 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.benchmarks.common import markdown_table, median_ms
+from experiments.benchmarks.common import markdown_table
 from xcs.models.conditional import GatedDense, GatedSpec
 from xcs.system import machine_info
 
 PHYSICS = ("Each example reads its own k + 1 blocks: at large batches the gated layer reads about as many weight "
            "bytes as a dense layer of equal parameters; its win is per-example computation and latency at small "
-           "batches.")
+           "batches. Times are per batch: the median over round-robin calls, each running ~20 ms of fresh batches "
+           "in one jitted loop. At batch 1 the time per level is higher for the levels whose 2^j blocks outgrow "
+           "the processor's caches (their blocks come from main memory).")
+POOL_EXAMPLES = 4096  # distinct random examples per batch size; a call walks through them
 
 
-def _per_batch_ms(apply, weights, xs: jax.Array, budget_s: float) -> float:
-    """Median ms per batch of apply(weights, x) over the N batches xs [N, B, d], run in one jitted scan.
-
-    One dispatch from Python costs tens of microseconds with a jitter of the same size, which
-    would drown the per-batch work at batch 1; a scan over N different batches (each output
-    summed, so nothing is dead or loop-invariant) measures the work itself.
-    """
-
-    def many(weights, xs):
-        def body(acc, x):
-            return acc + jnp.sum(apply(weights, x)), None
-
-        return jax.lax.scan(body, jnp.zeros(()), xs)[0]
-
-    fn = jax.jit(many)
-    run = lambda: jax.block_until_ready(fn(weights, xs))  # noqa: E731
-    run()  # compile
-    t0 = time.perf_counter()
-    run()
-    once = max(time.perf_counter() - t0, 1e-6)
-    return median_ms(run, repeats=int(np.clip(budget_s / once, 3, 100)), warmup=1) / xs.shape[0]
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
 
 
-def measure(depth: int, batch: int, dim: int, max_dense_mb: float, budget_s: float) -> dict:
-    rng = np.random.default_rng(depth * 1000 + batch)
-    steps = max(1, 64 // batch)  # batches per timed scan
-    xs = jnp.asarray(rng.normal(size=(steps, batch, dim)), jnp.float32)
+class StreamTimer:
+    """Times apply(weights, x) per batch over fresh batches of a pool, in one jitted loop per call."""
+
+    def __init__(self, apply: Callable, weights, pool: jax.Array, call_s: float, clock: str = "wall"):
+        def many(weights, pool, start, n):
+            def body(i, acc):
+                x = jax.lax.dynamic_index_in_dim(pool, (start + i) % pool.shape[0], keepdims=False)
+                return acc + jnp.sum(apply(weights, x))
+
+            return jax.lax.fori_loop(0, n, body, jnp.zeros((), jnp.float32))
+
+        self._fn, self._weights, self._pool, self._start = jax.jit(many), weights, pool, 0
+        self._clock = CLOCKS[clock]
+        self.n = 1
+        self.call()  # compile (n is an argument: one compilation for every n)
+        # Calibration: the call with n = 1 includes dispatch; the best of three longer calls
+        # measures the work (a call that lost its core for a while is not the work).
+        self.call_s = self.call()
+        if self.call_s < call_s:  # a call of one batch that lasts call_s or more needs no calibration
+            self.n = int(np.clip(round(call_s / self.call_s), 1, pool.shape[0]))
+            self.call_s = min(self.call() for _ in range(3))
+            self.n = int(np.clip(round(call_s * self.n / max(self.call_s, 1e-7)), 1, pool.shape[0]))
+
+    def call(self) -> float:
+        """Seconds of one call: n batches, starting where the last call stopped in the pool."""
+        start, self._start = self._start, (self._start + self.n) % self._pool.shape[0]
+        t0 = self._clock()
+        jax.block_until_ready(self._fn(self._weights, self._pool, start, self.n))
+        return self._clock() - t0
+
+    def per_batch_ms(self) -> float:
+        return self.call() / self.n * 1e3
+
+
+def _dense(w: jax.Array, x: jax.Array) -> jax.Array:
+    return x @ w
+
+
+def gated_params(depth: int, dim: int) -> tuple[GatedDense, dict]:
     layer = GatedDense(dim, GatedSpec(kind="tree", depth=depth, gate_units="shared"))
-    params = jax.jit(layer.init)(jax.random.PRNGKey(0), xs[0])
-    dense = lambda w, x: x @ w  # noqa: E731
-    blocks = 2 ** (depth + 1) - 1
-    row = dict(depth=depth, batch=batch, params=blocks * dim * dim, flops_per_example=2 * (depth + 1) * dim * dim)
-    row["gated_ms"] = _per_batch_ms(layer.apply, params, xs, budget_s)
-    del params
-    w = jnp.asarray(rng.normal(size=(dim, (depth + 1) * dim)) / np.sqrt(dim), jnp.float32)
-    row["dense_same_flops_ms"] = _per_batch_ms(dense, w, xs, budget_s)
-    row["dense_same_params_ms"] = None
-    if blocks * dim * dim * 4 / 2**20 <= max_dense_mb:
-        w = jax.random.normal(jax.random.PRNGKey(1), (dim, blocks * dim), jnp.float32)
-        row["dense_same_params_ms"] = _per_batch_ms(dense, w, xs, budget_s)
-    del w
-    return row
+    return layer, jax.jit(layer.init)(jax.random.PRNGKey(depth), jnp.zeros((1, dim), jnp.float32))
 
 
-def linear_fits(rows: list[dict]) -> list[dict]:
-    """Per batch size: least-squares gated_ms = a + b k over the measured depths, with R^2."""
+def measure_batch(batch: int, depths: list[int], gated: dict, dim: int, max_dense_mb: float, rounds: int,
+                  call_s: float, clock: str = "wall") -> list[dict]:
+    """Rows of one batch size; `gated` maps depth -> (layer, params)."""
+    rng = np.random.default_rng(batch)
+    pool = jnp.asarray(rng.normal(size=(max(1, POOL_EXAMPLES // batch), batch, dim)), jnp.float32)
+    rows = {k: dict(depth=k, batch=batch, params=(2 ** (k + 1) - 1) * dim * dim,
+                    flops_per_example=2 * (k + 1) * dim * dim) for k in depths}
+    timers = {}
+    for k in depths:
+        layer, params = gated[k]
+        timers[k, "gated_ms"] = StreamTimer(layer.apply, params, pool, call_s, clock)
+        w = jnp.asarray(rng.normal(size=(dim, (k + 1) * dim)) / np.sqrt(dim), jnp.float32)
+        timers[k, "dense_same_flops_ms"] = StreamTimer(_dense, w, pool, call_s, clock)
+    times = {key: [] for key in timers}
+    for _ in range(rounds):
+        for key, timer in timers.items():
+            times[key].append(timer.per_batch_ms())
+    for (k, name), ts in times.items():
+        rows[k][name] = statistics.median(ts)
+    for k in depths:
+        rows[k]["dense_same_params_ms"] = None
+        if rows[k]["params"] * 4 / 2**20 <= max_dense_mb:
+            w = jax.random.normal(jax.random.PRNGKey(1), (dim, (2 ** (k + 1) - 1) * dim), jnp.float32)
+            timer = StreamTimer(_dense, w, pool, call_s, clock)
+            repeats = int(np.clip(rounds * call_s / timer.call_s, 3, rounds))
+            rows[k]["dense_same_params_ms"] = statistics.median(timer.per_batch_ms() for _ in range(repeats))
+            del timer, w
+    return [rows[k] for k in depths]
+
+
+def _fit(k: np.ndarray, t: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares t = a + b k: (a, b, R^2)."""
+    slope, intercept = np.polyfit(k, t, 1)
+    residual = t - (intercept + slope * k)
+    r2 = 1.0 - float(residual @ residual) / max(float(((t - t.mean()) ** 2).sum()), 1e-30)
+    return float(intercept), float(slope), r2
+
+
+def linear_fits(rows: list[dict], split_depth: int | None = None) -> list[dict]:
+    """Per batch size: least-squares gated_ms = a + b k over the measured depths, with R^2.
+
+    With `split_depth`, batch 1 also gets a fit over depths <= split_depth and one over depths
+    >= split_depth (the levels whose blocks stay in cache and those read from main memory).
+    """
     fits = []
     for batch in sorted({r["batch"] for r in rows}):
         k = np.array([r["depth"] for r in rows if r["batch"] == batch], float)
         t = np.array([r["gated_ms"] for r in rows if r["batch"] == batch], float)
-        if len(k) < 3:
-            continue
-        slope, intercept = np.polyfit(k, t, 1)
-        residual = t - (intercept + slope * k)
-        r2 = 1.0 - float(residual @ residual) / max(float(((t - t.mean()) ** 2).sum()), 1e-30)
-        fits.append(dict(batch=batch, depths=f"{int(k.min())}-{int(k.max())}", intercept_ms=float(intercept),
-                         ms_per_depth=float(slope), r2=r2))
+        parts = [np.ones_like(k, bool)]
+        if batch == 1 and split_depth is not None:
+            parts += [k <= split_depth, k >= split_depth]
+        for part in parts:
+            if part.sum() < 3:
+                continue
+            a, b, r2 = _fit(k[part], t[part])
+            fits.append(dict(batch=batch, depths=f"{int(k[part].min())}-{int(k[part].max())}", intercept_ms=a,
+                             ms_per_depth=b, r2=r2))
     return fits
+
+
+def cache_depth(dim: int, cache_mb: float) -> int:
+    """The deepest k whose whole tree of 2^{k+1} - 1 blocks of dim^2 floats fits in cache_mb."""
+    blocks = cache_mb * 2**20 / (4 * dim * dim)
+    return max(0, int(np.floor(np.log2(blocks + 1))) - 1)
 
 
 def speedup_at(rows: list[dict], depth: int = 10, batch: int = 1) -> float | None:
@@ -109,9 +179,28 @@ def speedup_at(rows: list[dict], depth: int = 10, batch: int = 1) -> float | Non
     return None
 
 
-def run(depths: list[int], batches: list[int], dim: int, max_dense_mb: float, budget_s: float) -> dict:
-    rows = [measure(k, b, dim, max_dense_mb, budget_s) for b in batches for k in depths]
-    return dict(rows=rows, fits=linear_fits(rows), speedup_k10_b1=speedup_at(rows))
+def run(depths: list[int], batches: list[int], dim: int, max_dense_mb: float, rounds: int = 15,
+        call_s: float = 0.02, cache_mb: float | None = None, clock: str = "wall") -> dict:
+    gated = {k: gated_params(k, dim) for k in depths}  # built once, shared by the batch sizes
+    rows = [r for b in batches for r in measure_batch(b, depths, gated, dim, max_dense_mb, rounds, call_s, clock)]
+    split = cache_depth(dim, cache_mb) if cache_mb else None
+    return dict(rows=rows, fits=linear_fits(rows, split), cache_depth=split, speedup_k10_b1=speedup_at(rows))
+
+
+def last_level_cache_mb() -> float | None:
+    """Size of the largest CPU cache (Linux sysfs), in MiB; None where unknown."""
+    sizes = []
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    for entry in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        try:
+            with open(os.path.join(base, entry, "size")) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        scale = {"K": 1 / 1024, "M": 1.0, "G": 1024.0}.get(text[-1:], None)
+        if scale:
+            sizes.append(float(text[:-1]) * scale)
+    return max(sizes) if sizes else None
 
 
 def _significant(rows: list[dict]) -> list[dict]:
@@ -132,28 +221,41 @@ def main() -> None:
     parser.add_argument("--batches", default="1,16,256")
     parser.add_argument("--dim", type=int, default=256, help="input and output width d of the layer")
     parser.add_argument("--max-dense-mb", type=float, default=4096.0, help="largest same-parameter dense layer")
-    parser.add_argument("--budget-s", type=float, default=0.5, help="time spent on repeats per measurement")
+    parser.add_argument("--rounds", type=int, default=15, help="timed calls per measurement (median)")
+    parser.add_argument("--call-ms", type=float, default=20.0, help="length of one timed call")
+    parser.add_argument("--cache-mb", type=float, default=None,
+                        help="last-level cache for the split fit at batch 1 (default: read from sysfs)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall: elapsed time (the convention; on a quiet machine) | process: CPU seconds of this "
+                             "process, which leave out the waits for a core on a shared machine but count work "
+                             "spread over several threads once per thread (batch-1 gated calls run on one)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for tests (under a minute)")
     parser.add_argument("--out", default=None, help="JSON output file")
     args = parser.parse_args()
     if args.quick:
-        depths, batches, dim, budget = list(range(0, 7)), [1, 16], 64, 0.1
+        depths, batches, dim, rounds, call_s = list(range(0, 7)), [1, 16], 64, 3, 0.002
     else:
-        depths, batches, dim, budget = _depths(args.depths), [int(b) for b in args.batches.split(",")], args.dim, \
-            args.budget_s
-    result = run(depths, batches, dim, args.max_dense_mb, budget)
+        depths, batches, dim = _depths(args.depths), [int(b) for b in args.batches.split(",")], args.dim
+        rounds, call_s = args.rounds, args.call_ms / 1e3
+    cache_mb = args.cache_mb or last_level_cache_mb()
+    t0 = time.perf_counter()
+    result = run(depths, batches, dim, args.max_dense_mb, rounds, call_s, cache_mb, args.clock)
     print(f"tree-gated layer {dim} -> {dim}. {PHYSICS}\n")
     print(markdown_table(_significant(result["rows"])))
-    print("\nlinear fit of gated_ms on depth k:\n")
+    print(f"\nlinear fit of gated_ms on depth k (cache {cache_mb} MiB holds the whole tree up to "
+          f"k = {result['cache_depth']}):\n")
     print(markdown_table(_significant(result["fits"])))
     s = result["speedup_k10_b1"]
     print(f"\nbatch 1, k = 10: dense (same params) / gated = {s:.1f}x" if s else "\n(k = 10 at batch 1 not measured)")
+    print(f"({time.perf_counter() - t0:.0f} s)")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
-            json.dump({"machine": machine_info(), "dim": dim, "note": PHYSICS, **result}, f, indent=2)
+            json.dump({"machine": machine_info(), "dim": dim, "rounds": rounds, "call_ms": call_s * 1e3,
+                       "clock": args.clock, "cache_mb": cache_mb, "note": PHYSICS, **result}, f, indent=2)
             f.write("\n")
         print(f"wrote {args.out}")
+
 
 if __name__ == "__main__":
     main()
