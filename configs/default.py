@@ -184,6 +184,8 @@ def get_config() -> ml_collections.ConfigDict:
             bucket_size=32,  # S: label ids kept per bucket ([T, 2^bits, S] int32)
             insertion="reservoir",  # fifo (a full bucket keeps the last labels) | reservoir (a uniform sample)
             probes=16,  # dwta: 2-universal probes for the code of an empty bin (sparse vectors)
+            multiprobe=0,  # prediction: extra buckets per table a query looks into (one code away, least certain first)
+            hash_labels="all",  # all | trained: only labels that were a true label in training go into the tables
             candidates=512,  # labels scored per point at prediction (retrieved, deduplicated, random fill)
             batch_candidates=8192,  # labels shared by a training batch: its true labels, retrieved ones, random fill
             predict="candidates",  # candidates (retrieve, re-score exactly, top-k) | exact (score all labels)

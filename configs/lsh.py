@@ -24,6 +24,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.head.name = "lsh"
     config.lsh.family = v.family
     config.lsh.rehash = v.rehash
+    # Hash only labels that were trained (an untrained row is its random init and hashes randomly) and
+    # probe 2 more buckets per table at prediction: on a 50k-label synthetic set (issue 6's note) these
+    # raised the recall of the exact top-5 at 2048 candidates from 0.26 to 0.58 with shorter keys.
+    config.lsh.hash_labels, config.lsh.multiprobe = "trained", 2
     if v.family == "uniform":
         config.lsh.predict = "exact"
     if v.smoke:

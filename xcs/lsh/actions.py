@@ -7,6 +7,9 @@
                       all when more than drift_threshold of their keys changed (MONGOOSE's check)
   rebuild_interval    new hash functions, then rehash (0 = never)
 
+Unless rehash=none, the tables are also rebuilt after the last step, so that prediction retrieves
+with the final weights (and, with hash_labels=trained, every label trained so far).
+
 Each run is a pure, jitted `(TrainState, batch, key) -> TrainState` with the state donated.
 """
 
@@ -72,6 +75,9 @@ def lsh_actions(config: ml_collections.ConfigDict, model: nn.Module, total_steps
             return jax.lax.cond(stale, lambda s: lsh.rehash(cfg, s, table_key), lambda s: s, st)
 
         actions.append(PeriodicAction("lsh_drift_check", c.rehash_interval, total_steps, _lift(check)))
+    already = any(a.name == "lsh_rehash" and a.due(total_steps) for a in actions)
+    if c.rehash != "none" and not already:
+        actions.append(PeriodicAction("lsh_final_rehash", 0, total_steps, rehash, at_steps=frozenset({total_steps})))
     if c.rebuild_interval > 0:
         actions.append(PeriodicAction("lsh_rebuild", c.rebuild_interval, total_steps,
                                       _lift(lambda st, key: lsh.rebuild(cfg, st, key))))

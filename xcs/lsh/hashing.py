@@ -13,6 +13,9 @@ A family maps a vector x [D] to one bucket key in [0, 2^bits) per table, for T t
            most of the 2^bits buckets).
   simhash  Signed random projections (Charikar 2002): one bit per Gaussian hyperplane.
 
+Multi-probe (`probe_keys`): a query also looks into the buckets one code away from its own, the
+least certain codes first, so few tables with short keys find what many tables would.
+
 The key of table t packs its codes as sum_c code[t, c] << (c * bits_per_code), so it uses exactly
 `bits` bits. Biases are folded in by the caller: label rows are [w, b], queries [h, 1].
 """
@@ -96,26 +99,68 @@ def _pack(codes: jax.Array, bits_per_code: int) -> jax.Array:
     return (codes.astype(jnp.int32) << shifts).sum(-1).astype(jnp.int32)
 
 
-def hash_keys(spec: HashSpec, params: HashParams, x: jax.Array) -> jax.Array:
-    """Bucket keys [N, T] int32 in [0, 2^bits) of the rows of x [N, D]."""
+def _codes(spec: HashSpec, params: HashParams, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(codes, runner-up codes, margins), each [N, T, C], of the rows of x [N, D].
+
+    The runner-up of a code is the code it would take if its deciding comparison went the other
+    way (simhash: the other sign; wta/dwta: the second-largest coordinate of the window), and the
+    margin says how close that was (|projection|; largest minus second-largest value). Multi-probe
+    (`probe_keys`) flips the codes with the smallest margins.
+    """
     T, C = spec.num_tables, spec.codes_per_table
     if spec.family == "simhash":
-        bits = (x @ params["planes"] > 0).reshape(x.shape[0], T, C)
-        return _pack(bits, 1)
+        proj = (x @ params["planes"]).reshape(x.shape[0], T, C)
+        codes = (proj > 0).astype(jnp.int32)
+        return codes, 1 - codes, jnp.abs(proj)
     vals = x[:, params["coords"]]  # [N, T, C, window]
+    if spec.family == "dwta":  # only non-zero entries compete
+        vals = jnp.where(vals != 0, vals, -jnp.inf)
+    top, at = jax.lax.top_k(vals, 2)  # [N, T, C, 2]
+    codes, runner, margin = at[..., 0], at[..., 1], top[..., 0] - top[..., 1]
     if spec.family == "wta":
-        return _pack(jnp.argmax(vals, -1), spec.bits_per_code)
-    # dwta: only non-zero entries compete; an all-zero bin is empty and borrows a probed bin's code.
-    present = vals != 0
-    codes = jnp.argmax(jnp.where(present, vals, -jnp.inf), -1).reshape(x.shape[0], T * C)
-    empty = ~present.any(-1).reshape(x.shape[0], T * C)
+        return codes, runner, margin
+    # dwta: an empty bin (all entries zero) borrows code, runner-up and margin of the first non-empty
+    # bin that the 2-universal probe sequence hits.
+    n, bins = x.shape[0], T * C
+    codes, runner, margin = (a.reshape(n, bins) for a in (codes, runner, margin))
+    empty = top[..., 0].reshape(n, bins) == -jnp.inf
     probe = params["probe"]  # [P, bins]
     ok = ~empty[:, probe]  # [N, P, bins]
     first = jnp.argmax(ok, axis=1)  # the first probe that hits a non-empty bin
     source = jnp.take_along_axis(jnp.broadcast_to(probe, ok.shape), first[:, None, :], axis=1)[:, 0]
-    borrowed = jnp.where(ok.any(1), jnp.take_along_axis(codes, source, axis=1), 0)
-    codes = jnp.where(empty, borrowed, codes)
-    return _pack(codes.reshape(x.shape[0], T, C), spec.bits_per_code)
+    found = ok.any(1)
+
+    def borrow(a, default):
+        return jnp.where(empty, jnp.where(found, jnp.take_along_axis(a, source, axis=1), default), a)
+
+    # A bin with no non-empty bin to borrow from (an all-zero vector) has code 0 and never flips.
+    codes, runner = borrow(codes, 0), borrow(runner, 0)
+    margin = jnp.where(jnp.isfinite(margin), margin, jnp.inf)  # a bin with one non-zero: a sure code
+    margin = borrow(margin, jnp.inf)
+    return tuple(a.reshape(n, T, C) for a in (codes, runner, margin))
+
+
+def hash_keys(spec: HashSpec, params: HashParams, x: jax.Array) -> jax.Array:
+    """Bucket keys [N, T] int32 in [0, 2^bits) of the rows of x [N, D]."""
+    codes, _, _ = _codes(spec, params, x)
+    return _pack(codes, spec.bits_per_code)
+
+
+def probe_keys(spec: HashSpec, params: HashParams, x: jax.Array, extra: int) -> jax.Array:
+    """Multi-probe (Lv et al. 2007): keys [N, T, 1 + extra] of the rows of x [N, D]: each table's own
+    bucket, then the `extra` buckets whose key differs from it in one code, the least certain codes
+    first (smallest margin), that code replaced by its runner-up. `extra` <= codes per table."""
+    if not 0 <= extra <= spec.codes_per_table:
+        raise ValueError(f"config.lsh.multiprobe={extra}: must be in [0, {spec.codes_per_table}] (codes per table "
+                         f"= bits / log2(window) for {spec.family!r})")
+    codes, runner, margin = _codes(spec, params, x)
+    key = _pack(codes, spec.bits_per_code)[..., None]  # [N, T, 1]
+    if extra == 0:
+        return key
+    shifts = jnp.arange(spec.codes_per_table, dtype=jnp.int32) * spec.bits_per_code
+    delta = (runner - codes) << shifts  # [N, T, C]: what flipping code c adds to the key
+    order = jnp.argsort(margin, axis=-1)[..., :extra]  # the least certain codes
+    return jnp.concatenate([key, key + jnp.take_along_axis(delta, order, axis=-1)], axis=-1)
 
 
 def hash_rows_chunked(spec: HashSpec, params: HashParams, rows: jax.Array, chunk: int) -> jax.Array:

@@ -16,7 +16,8 @@ label that was retrieved for it unless the block overflows. With batch_candidate
 is all labels and the loss and gradients are the full softmax's.
 
 Prediction (`topk`): per point, a block of `candidates` labels (retrieved, deduplicated, random
-fill), scored exactly and ranked, in chunks of points.
+fill), scored exactly and ranked, in chunks of points. Multi-probe (config.lsh.multiprobe) is used
+here only: in training the batch's own buckets already hold far more labels (B·T·S) than its block.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from xcs.losses import LossFn
-from xcs.lsh.hashing import HashParams, HashSpec, hash_keys, hash_rows_chunked, init_hash
+from xcs.lsh.hashing import HashParams, HashSpec, hash_keys, hash_rows_chunked, init_hash, probe_keys
 from xcs.lsh.row_optim import RowOptState, init_row_opt
 from xcs.lsh.tables import FILL, RETRIEVED, TRUE, build_tables, fill_ids, lookup, positions, select_candidates
 from xcs.models.topk import chunked_topk
@@ -49,6 +50,8 @@ class LSHConfig:
     hash_chunk: int  # label rows hashed at once
     predict: str  # candidates | exact
     score_chunk: int  # prediction: candidate scores held at once (points x candidates)
+    multiprobe: int = 0  # extra buckets per table a query looks into (one code away, least certain first)
+    hash_labels: str = "all"  # all | trained: only labels that were a true label of a training batch go in
 
 
 @flax.struct.dataclass
@@ -58,6 +61,7 @@ class LSHState:
     hash: HashParams
     buckets: jax.Array  # [T, 2^bits, S] int32, -1 = empty
     label_keys: jax.Array  # [L, T] int32: the keys of the rows when the tables were last built
+    trained: jax.Array  # [L] bool: the label was a true label of some training batch
 
 
 def augment(h: jax.Array, use_bias: bool) -> jax.Array:
@@ -70,7 +74,8 @@ def rehash(cfg: LSHConfig, state: LSHState, key: jax.Array) -> LSHState:
     if cfg.spec is None:
         return state
     keys = hash_rows_chunked(cfg.spec, state.hash, state.weights, cfg.hash_chunk)
-    buckets = build_tables(keys, cfg.spec.num_buckets, cfg.bucket_size, cfg.insertion, key)
+    insert = state.trained if cfg.hash_labels == "trained" else None
+    buckets = build_tables(keys, cfg.spec.num_buckets, cfg.bucket_size, cfg.insertion, key, insert)
     return state.replace(buckets=buckets, label_keys=keys)
 
 
@@ -105,15 +110,23 @@ def init_state(key: jax.Array, cfg: LSHConfig, num_labels: int, dim: int, use_bi
         hash_params = init_hash(hash_key, cfg.spec)
         buckets = jnp.zeros((cfg.spec.num_tables, cfg.spec.num_buckets, cfg.bucket_size), jnp.int32)
         keys = jnp.zeros((num_labels, cfg.spec.num_tables), jnp.int32)
-    state = LSHState(weights, init_row_opt(weights, optimizer), hash_params, buckets, keys)
+    trained = jnp.zeros((num_labels,), bool)
+    state = LSHState(weights, init_row_opt(weights, optimizer), hash_params, buckets, keys, trained)
     return rehash(cfg, state, table_key)
 
 
-def _retrieved(cfg: LSHConfig, state: LSHState, h_aug: jax.Array) -> jax.Array:
-    """Label ids [B, T * S] in the buckets of each point (-1 = empty slot)."""
+def mark_trained(state: LSHState, label_idx: jax.Array, label_mask: jax.Array) -> LSHState:
+    """Records the batch's true labels as trained (hash_labels=trained inserts only those)."""
+    L = state.trained.shape[0]
+    return state.replace(trained=state.trained.at[jnp.where(label_mask, label_idx, L)].set(True, mode="drop"))
+
+
+def _retrieved(cfg: LSHConfig, state: LSHState, h_aug: jax.Array, extra: int = 0) -> jax.Array:
+    """Label ids [B, T * (1 + extra) * S] in each point's buckets and `extra` probed ones per table
+    (-1 = empty slot)."""
     if cfg.spec is None:
         return jnp.zeros((h_aug.shape[0], 0), jnp.int32)
-    return lookup(state.buckets, hash_keys(cfg.spec, state.hash, jax.lax.stop_gradient(h_aug)))
+    return lookup(state.buckets, probe_keys(cfg.spec, state.hash, jax.lax.stop_gradient(h_aug), extra))
 
 
 def train_candidates(cfg: LSHConfig, state: LSHState, h_aug: jax.Array, label_idx: jax.Array,
@@ -162,12 +175,17 @@ def loss_and_grads(cfg: LSHConfig, state: LSHState, h: jax.Array, label_idx: jax
 
 def predict_candidates(cfg: LSHConfig, state: LSHState, h_aug: jax.Array, key: jax.Array,
                        ) -> tuple[jax.Array, jax.Array]:
-    """Each point's candidate block: (ids [B, M] ascending, valid [B, M]), M = config.lsh.candidates."""
+    """Each point's candidate block: (ids [B, M] ascending, valid [B, M]), M = config.lsh.candidates.
+
+    With hash_labels=trained there is no random fill: a label never trained keeps its random init,
+    and a random row that happens to score high would only displace the retrieved ones."""
     L = state.weights.shape[0]
     M = min(cfg.candidates, L)
-    retrieved = _retrieved(cfg, state, h_aug)
+    retrieved = _retrieved(cfg, state, h_aug, cfg.multiprobe)
     fill_key, select_key = jax.random.split(key)
     fill = fill_ids(fill_key, h_aug.shape[0], M, L)
+    if cfg.hash_labels == "trained":
+        fill = jnp.full((h_aug.shape[0], 0), -1, jnp.int32)
     ids = jnp.concatenate([retrieved, fill], axis=1)
     tiers = jnp.concatenate([jnp.full(retrieved.shape, RETRIEVED), jnp.full(fill.shape, FILL)], axis=1)
     return select_candidates(ids, tiers.astype(jnp.int32), M, L, select_key)

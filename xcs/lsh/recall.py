@@ -2,7 +2,9 @@
 
 For each point, the candidate block that prediction re-scores (xcs.lsh.head.predict_candidates,
 with the same fixed key as `topk`) is compared with
-  candidate_recall_true    its true labels: the share of them that the block holds, and
+  candidate_recall_true    its true labels: the share of them that the block holds,
+  candidate_recall_true_trained  the same over the true labels that were a true label in training
+                           (a label never trained cannot be ranked by its weights, by any method),
   candidate_recall@k       the exact top-k labels (every label scored, as full softmax predicts):
                            the share of them that the block holds.
 Both are means over the points (points without labels count for the second only). Registered in
@@ -30,7 +32,7 @@ def candidate_recall_metrics(config: ml_collections.ConfigDict, model: Any, vari
     head: LSHHead = model.head
     cfg, k = head.cfg, config.eval.top_k
     if cfg.spec is None or cfg.predict != "candidates":  # every label is scored: recall 1 by construction
-        return {"candidate_recall_true": 1.0, f"candidate_recall@{k}": 1.0}
+        return {"candidate_recall_true": 1.0, "candidate_recall_true_trained": 1.0, f"candidate_recall@{k}": 1.0}
     exact_cfg = dataclasses.replace(cfg, predict="exact")
 
     @jax.jit
@@ -40,15 +42,19 @@ def candidate_recall_metrics(config: ml_collections.ConfigDict, model: Any, vari
         h_aug = lsh.augment(h, head.use_bias)
         cand, valid = lsh.predict_candidates(cfg, state, h_aug, jax.random.PRNGKey(0))  # as topk draws them
         true = lsh.candidate_recall(cand, valid, batch["label_idx"], batch["label_mask"])
+        trained_mask = batch["label_mask"] & state.trained[batch["label_idx"]]
+        trained = lsh.candidate_recall(cand, valid, batch["label_idx"], trained_mask)
         _, exact = lsh.topk(exact_cfg, state, h, k, head.use_bias, jax.random.PRNGKey(0))
         top = lsh.candidate_recall(cand, valid, jnp.maximum(exact, 0), exact >= 0)
-        return true, batch["label_mask"].any(-1), top
+        return true, batch["label_mask"].any(-1), trained, trained_mask.any(-1), top
 
-    sums, points, labelled = np.zeros(2), 0, 0
+    sums, points, labelled, labelled_trained = np.zeros(3), 0, 0, 0
     for batch, valid in eval_batches(batcher, config.eval.batch_size):
-        true, has, top = jax.device_get(recalls(variables, batch))
-        sums += [true[:valid][has[:valid]].sum(), top[:valid].sum()]
-        labelled += int(has[:valid].sum())
+        true, has, trained, has_trained, top = (a[:valid] for a in jax.device_get(recalls(variables, batch)))
+        sums += [true[has].sum(), trained[has_trained].sum(), top.sum()]
+        labelled += int(has.sum())
+        labelled_trained += int(has_trained.sum())
         points += valid
     return {"candidate_recall_true": float(sums[0] / max(labelled, 1)),
-            f"candidate_recall@{k}": float(sums[1] / max(points, 1))}
+            "candidate_recall_true_trained": float(sums[1] / max(labelled_trained, 1)),
+            f"candidate_recall@{k}": float(sums[2] / max(points, 1))}

@@ -18,15 +18,18 @@ NONE = -1  # an empty slot / no candidate
 
 
 def build_tables(label_keys: jax.Array, num_buckets: int, bucket_size: int, insertion: str,
-                 key: jax.Array) -> jax.Array:
-    """buckets [T, num_buckets, bucket_size] int32 from the keys [L, T] of all labels."""
+                 key: jax.Array, insert: jax.Array | None = None) -> jax.Array:
+    """buckets [T, num_buckets, bucket_size] int32 from the keys [L, T] of all labels; with
+    `insert` [L] bool, only the labels where it is True go into the tables."""
     if insertion not in INSERTIONS:
         raise ValueError(f"config.lsh.insertion={insertion!r}: expected one of {list(INSERTIONS)}")
     L, T = label_keys.shape
     ids = jnp.arange(L, dtype=jnp.int32)
+    if insert is not None:  # key num_buckets: past the last bucket, dropped by the scatter below
+        label_keys = jnp.where(insert[:, None], label_keys, num_buckets)
 
     rank_bits = max(1, (L - 1).bit_length())
-    one_key = (num_buckets - 1).bit_length() + rank_bits <= 31
+    one_key = num_buckets.bit_length() + rank_bits <= 31
 
     def one_table(keys, k):
         # Within a bucket, the labels to keep come first: the latest (fifo) or a random order (reservoir).
@@ -47,9 +50,11 @@ def build_tables(label_keys: jax.Array, num_buckets: int, bucket_size: int, inse
 
 
 def lookup(buckets: jax.Array, query_keys: jax.Array) -> jax.Array:
-    """The label ids [B, T * S] in the buckets of each query's keys [B, T] (-1 = empty slot)."""
+    """The label ids [B, T * P * S] in the buckets of each query's keys [B, T] or [B, T, P] (P probes
+    per table; -1 = empty slot)."""
     T = buckets.shape[0]
-    found = buckets[jnp.arange(T)[None, :], query_keys]  # [B, T, S]
+    tables = jnp.arange(T).reshape((1, T) + (1,) * (query_keys.ndim - 2))
+    found = buckets[tables, query_keys]  # [B, T, (P,) S]
     return found.reshape(query_keys.shape[0], -1)
 
 

@@ -23,6 +23,7 @@ COLLECTION = "lsh"
 FAMILIES = ("wta", "dwta", "simhash", "uniform")  # uniform: sampled softmax with uniform negatives, no tables
 LOSSES = ("softmax", "bce")
 REHASH = ("none", "fixed", "exponential", "drift")
+HASH_LABELS = ("all", "trained")
 
 
 def lsh_config(config: ml_collections.ConfigDict, dim: int) -> lsh.LSHConfig:
@@ -36,6 +37,8 @@ def lsh_config(config: ml_collections.ConfigDict, dim: int) -> lsh.LSHConfig:
         raise ValueError(f"config.lsh.predict={c.predict!r}: expected one of {list(lsh.PREDICT_MODES)}")
     if c.rehash not in REHASH:
         raise ValueError(f"config.lsh.rehash={c.rehash!r}: expected one of {list(REHASH)}")
+    if c.hash_labels not in HASH_LABELS:
+        raise ValueError(f"config.lsh.hash_labels={c.hash_labels!r}: expected one of {list(HASH_LABELS)}")
     for key in ("num_tables", "bucket_size", "candidates", "batch_candidates", "hash_chunk"):
         if c[key] < 1:
             raise ValueError(f"config.lsh.{key}={c[key]}: must be >= 1")
@@ -43,8 +46,11 @@ def lsh_config(config: ml_collections.ConfigDict, dim: int) -> lsh.LSHConfig:
         raise ValueError("config.lsh.family='uniform' has no tables to retrieve candidates from at prediction: "
                          "set config.lsh.predict='exact'")
     spec = None if c.family == "uniform" else HashSpec(c.family, dim, c.num_tables, c.bits, c.window, c.probes)
+    if spec is not None and not 0 <= c.multiprobe <= spec.codes_per_table:
+        raise ValueError(f"config.lsh.multiprobe={c.multiprobe}: must be in [0, {spec.codes_per_table}] (codes per "
+                         f"key: bits / log2(window), or bits for simhash)")
     return lsh.LSHConfig(spec, c.bucket_size, c.insertion, c.candidates, c.batch_candidates, c.hash_chunk,
-                         c.predict, config.model.head.label_chunk)
+                         c.predict, config.model.head.label_chunk, c.multiprobe, c.hash_labels)
 
 
 class LSHHead(nn.Module):
@@ -102,6 +108,7 @@ def update_fn(head: LSHHead, config: ml_collections.ConfigDict, loss_fn: LossFn)
         per_point, grad_h, cand, valid, grad_rows = lsh.loss_and_grads(
             head.cfg, state, h, batch["label_idx"], batch["label_mask"], loss_fn, head.use_bias, key)
         weights, opt = row_update(state.weights, state.opt, cand, valid, grad_rows, lr, opt_cfg)
-        return replace_head_state(model_state, state.replace(weights=weights, opt=opt)), per_point, grad_h
+        state = lsh.mark_trained(state.replace(weights=weights, opt=opt), batch["label_idx"], batch["label_mask"])
+        return replace_head_state(model_state, state), per_point, grad_h
 
     return update
