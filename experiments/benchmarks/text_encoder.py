@@ -10,6 +10,8 @@ multiple of 16 tokens) and once padded to max_len (`--padded_texts` of them, the
 the same process. seconds includes tokenization and jit compilation (one per bucket width), as a
 user pays it; the side-by-side rows run after the first, whose compiled widths they reuse (on the full
 test set the first row compiles every width). token_fill = real tokens / computed token slots.
+cpu_seconds / step_cpu_ms: CPU time of this process (all its threads), readable on a shared machine
+where wall time is not (on an idle machine wall ~ CPU / cores used).
 `step` rows: one jitted end-to-end train step (encoder.name=minilm + dense softmax head over
 `--labels` labels, Adam on both, state donated) at each batch x max_len, tokens all real (the
 worst case of a width); step_ms = median after a warm-up that compiles.
@@ -33,8 +35,10 @@ from xcs.text.embed import bucket_length, embed_texts, load_minilm
 from xcs.train.optim import make_optimizer
 from xcs.train.state import create_state, make_train_step
 
-KEYS = ("part", "variant", "texts", "batch", "max_len", "labels", "seconds", "texts_per_s", "mean_tokens", "token_fill",
-        "step_ms", "tokens_per_s", "first_step_s", "state_mb", "peak_rss_mb")  # one table for both kinds of row
+# One table for both kinds of row.
+KEYS = ("part", "variant", "texts", "batch", "max_len", "labels", "seconds", "cpu_seconds", "texts_per_s",
+        "mean_tokens", "token_fill", "step_ms", "step_cpu_ms", "tokens_per_s", "first_step_s", "state_mb",
+        "peak_rss_mb")
 DEFAULT_TEXTS = os.path.join(os.environ.get("XCS_DATA_DIR", "data"), "wordnet_hypernyms", "test_texts.txt")
 
 
@@ -45,12 +49,12 @@ def embed_row(texts: list[str], variant: str, max_len: int, batch: int) -> dict:
     order = np.sort(lengths)
     slots = sum(bucket_length(int(order[min(s + batch, len(order)) - 1]), max_len, bucket) * batch
                 for s in range(0, len(order), batch))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     embed_texts(texts, max_len=max_len, batch_size=batch, bucket=bucket)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     return {"part": "embed", "variant": variant, "texts": len(texts), "max_len": max_len, "batch": batch,
-            "seconds": seconds, "texts_per_s": len(texts) / seconds, "mean_tokens": float(lengths.mean()),
-            "token_fill": float(lengths.sum() / slots)}
+            "seconds": seconds, "cpu_seconds": cpu_seconds, "texts_per_s": len(texts) / seconds,
+            "mean_tokens": float(lengths.mean()), "token_fill": float(lengths.sum() / slots)}
 
 
 def step_row(batch: int, max_len: int, labels: int, repeats: int) -> dict:
@@ -81,9 +85,11 @@ def step_row(batch: int, max_len: int, labels: int, repeats: int) -> dict:
     t0 = time.perf_counter()
     run()  # compiles
     compile_s = time.perf_counter() - t0
+    c0 = time.process_time()
     ms = median_ms(run, repeats, warmup=0)
+    cpu_ms = (time.process_time() - c0) / repeats * 1e3
     return {"part": "step", "variant": "end_to_end", "batch": batch, "max_len": max_len, "labels": labels,
-            "step_ms": ms, "tokens_per_s": batch * max_len / ms * 1e3, "first_step_s": compile_s,
+            "step_ms": ms, "step_cpu_ms": cpu_ms, "tokens_per_s": batch * max_len / ms * 1e3, "first_step_s": compile_s,
             "state_mb": state_mb, "peak_rss_mb": peak_rss_mb()}
 
 
