@@ -83,8 +83,9 @@ class StreamTimer:
         self.call_s = self.call()
         if self.call_s < call_s:  # a call of one batch that lasts call_s or more needs no calibration
             self.n = int(np.clip(round(call_s / self.call_s), 1, pool.shape[0]))
-            self.call_s = min(self.call() for _ in range(3))
-            self.n = int(np.clip(round(call_s * self.n / max(self.call_s, 1e-7)), 1, pool.shape[0]))
+            best, n = min(self.call() for _ in range(3)), self.n
+            self.n = int(np.clip(round(call_s * n / max(best, 1e-7)), 1, pool.shape[0]))
+            self.call_s = best * self.n / n  # the expected length of a call from now on
 
     def call(self) -> float:
         """Seconds of one call: n batches, starting where the last call stopped in the pool."""
