@@ -115,15 +115,21 @@ def _codes(spec: HashSpec, params: HashParams, x: jax.Array) -> tuple[jax.Array,
     vals = x[:, params["coords"]]  # [N, T, C, window]
     if spec.family == "dwta":  # only non-zero entries compete
         vals = jnp.where(vals != 0, vals, -jnp.inf)
-    top, at = jax.lax.top_k(vals, 2)  # [N, T, C, 2]
-    codes, runner, margin = at[..., 0], at[..., 1], top[..., 0] - top[..., 1]
+    # Two argmaxes rather than lax.top_k, which XLA-CPU lowers to a (much slower) sort.
+    codes = jnp.argmax(vals, -1)
+    best = jnp.take_along_axis(vals, codes[..., None], -1)[..., 0]
+    # Runner-up: the largest other entry (a zero of a dwta bin, -inf here, still beats the code itself).
+    lowest = jnp.finfo(vals.dtype).min
+    rest = jnp.where(jnp.arange(spec.window) == codes[..., None], -jnp.inf, jnp.maximum(vals, lowest))
+    runner = jnp.argmax(rest, -1)
+    margin = best - jnp.take_along_axis(vals, runner[..., None], -1)[..., 0]
     if spec.family == "wta":
         return codes, runner, margin
     # dwta: an empty bin (all entries zero) borrows code, runner-up and margin of the first non-empty
     # bin that the 2-universal probe sequence hits.
     n, bins = x.shape[0], T * C
     codes, runner, margin = (a.reshape(n, bins) for a in (codes, runner, margin))
-    empty = top[..., 0].reshape(n, bins) == -jnp.inf
+    empty = best.reshape(n, bins) == -jnp.inf
     probe = params["probe"]  # [P, bins]
     ok = ~empty[:, probe]  # [N, P, bins]
     first = jnp.argmax(ok, axis=1)  # the first probe that hits a non-empty bin
