@@ -242,6 +242,7 @@ def test_launch_smoke_wta_drift(tmp_path):
     with open(os.path.join(tmp_path, "results.json")) as f:
         test = json.load(f)["test"]
     assert 0.0 <= test["candidate_recall_true"] <= 1.0 and 0.0 < test["candidate_recall@5"] <= 1.0
+    assert test["candidate_recall_true"] <= test["candidate_recall_true_trained"] <= 1.0  # configs/lsh.py: trained
 
 
 @pytest.mark.parametrize("overrides", [
