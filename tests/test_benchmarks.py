@@ -20,3 +20,18 @@ def test_heads_benchmark_quick(tmp_path):
     # dense head + Adam: 3 copies of (d*L + L) float32
     row = report["rows"][0]
     assert abs(row["state_mb"] - 3 * (row["dim"] * row["labels"] + row["labels"]) * 4 / 2**20) < 1e-3
+
+
+def test_heads_benchmark_fanin_block_size_suffix(monkeypatch):
+    """`fanin8_mb0.25` is the fan-in-8 sparse head with config.sparsity.block_mb = 0.25."""
+    from experiments.benchmarks import heads
+    from xcs.models import sparse_head
+
+    seen = []
+    real = sparse_head.kernel_chunk
+    monkeypatch.setattr(sparse_head, "kernel_chunk", lambda *a: seen.append(a[-1]) or real(*a))
+    row = heads.measure("fanin8_mb0.25", 300, 16, 8, repeats=1)
+    assert row["head"] == "fanin8_mb0.25" and row["step_ms"] > 0
+    assert seen and set(seen) == {0.25}
+    # 300 labels x 8 fan-in x (weight + Adam m, v) + bias x 3, float32, + Adam's int32 step count
+    assert row["state_mb"] * 2**20 == 3 * (300 * 8 + 300) * 4 + 4
