@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from xcs.data import npz_cache, xmc_repo
+from xcs.data import npz_cache, xc_parse, xmc_repo
 from xcs.data.errors import DataFormatError
 from xcs.data.sparse import CSR
 
@@ -85,12 +85,12 @@ def test_vectorised_and_line_by_line_paths_agree(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     text, feats, vals, labels = _random_single_file(rng, 300, 50, 20)
     path = _write(tmp_path / "r.txt", text)
-    monkeypatch.setattr(xmc_repo, "_CHUNK_BYTES", 97)  # many chunks, cut at odd places
+    monkeypatch.setattr(xc_parse, "_CHUNK_BYTES", 97)  # many chunks, cut at odd places
     x, y = xmc_repo.read_single_file(path, cache=False)
     _assert_csr(x, feats, 50, vals)
     _assert_csr(y, labels, 20)
     # The line-by-line parser alone (what runs when a chunk looks malformed) gives the same.
-    monkeypatch.setattr(xmc_repo, "_fast_chunk", lambda *a, **k: None)
+    monkeypatch.setattr(xc_parse, "_fast_chunk", lambda *a, **k: None)
     x2, y2 = xmc_repo.read_single_file(path, cache=False)
     for a, b in ((x, x2), (y, y2)):
         np.testing.assert_array_equal(a.indptr, b.indptr)
@@ -229,7 +229,7 @@ def test_error_line_numbers_are_right_across_chunks(tmp_path, monkeypatch):
     lines = text.split("\n")
     lines[150] = "1 3:1 77:0.5"  # line 151 of the file: feature 77 >= 50
     path = _write(tmp_path / "r.txt", "\n".join(lines))
-    monkeypatch.setattr(xmc_repo, "_CHUNK_BYTES", 200)
+    monkeypatch.setattr(xc_parse, "_CHUNK_BYTES", 200)
     with pytest.raises(DataFormatError) as info:
         xmc_repo.read_single_file(path, cache=False)
     assert (info.value.line, info.value.token) == (151, "77:0.5")
@@ -263,7 +263,7 @@ def test_cache_is_used_on_the_second_load(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("parsed again instead of using the cache")
 
-    monkeypatch.setattr(xmc_repo, "_parse_body", fail)
+    monkeypatch.setattr(xmc_repo, "parse_body", fail)
     x2, y2 = xmc_repo.read_single_file(path)
     for a, b in ((x1, x2), (y1, y2)):
         assert a.num_cols == b.num_cols and a.to_lists() == b.to_lists()
