@@ -275,5 +275,8 @@ def test_lsh_table_sweep_builds_every_run(tmp_path):
         config = table.get_config(f"method={method}")
         assert config.data.synthetic.num_labels == 500_000
         assert config.model.head.name == ("dense" if method == "dense" else "lsh")
+        c = config.lsh
+        if method not in ("dense", "uniform"):  # the row's hash family accepts its key length (else ValueError)
+            HashSpec(c.family, 65, c.num_tables, c.bits, c.window, c.probes)
     with pytest.raises(ValueError, match="method="):
         table.get_config("method=nope")

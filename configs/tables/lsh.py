@@ -16,9 +16,9 @@ LSH with SimHash), small enough for about 15 minutes on 2 quiet cores:
 Rows (`method`): dense (full softmax) / uniform (sampled softmax: the true labels + uniform
 negatives, exact prediction) / wta / dwta / simhash (LSH candidates in training and prediction,
 fixed rehash) / dwta_drift (DWTA rehashed when MONGOOSE's drift check says so). Every LSH row
-hashes only the labels trained so far (hash_labels=trained) and probes 4 more buckets per table at
-prediction (multiprobe=4). Columns: P@1/3/5, PSP@5, candidate recall of the true labels (all, and
-those that occur in training) and of the exact top-5, seconds per epoch; the speed-up over full
+hashes only the labels trained so far (hash_labels=trained) into 64 tables and probes 8 more
+buckets per table at prediction (multiprobe=8). Columns: P@1/3/5, PSP@5, candidate recall of the
+true labels (all, and those that occur in training) and of the exact top-5, seconds per epoch; the speed-up over full
 softmax is the ratio of the seconds-per-epoch column to the dense row's.
 
 Variants (`:key=value,...`):
@@ -76,12 +76,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.train.epochs = 2.0
         config.train.warmup_steps = 20
     c = config.lsh
-    # 500k labels, ~40k of them in the 30k training points: 4096 buckets of 64 in 32 tables (~10
-    # trained labels per bucket); 4 probed buckets more per table and 2048 candidates per point at
-    # prediction. Chosen on a 50k-label set of the same shape (see the note of issue 6).
-    c.bits, c.window, c.num_tables, c.bucket_size = 12, 8, 32, 64
-    c.hash_labels, c.multiprobe = "trained", 4
-    c.candidates, c.batch_candidates = 2048, 8192
+    # 500k labels, ~40k of them in the 30k training points: 1024 buckets of 64 in 64 tables (~40
+    # trained labels per bucket); 8 probed buckets more per table and up to 16384 candidates per point
+    # at prediction. Chosen on the seed-0 draw of this set (P@1 vs full softmax: 32 tables x 12 bits,
+    # 4 probes, 2048 candidates -5.0; 64 x 11 bits, 8192 -0.9; 64 x 11 bits, 8 probes, 16384 -0.7;
+    # 64 x 10 bits, 8 probes, 16384 -0.4) and confirmed on fresh draws (see the note of issue 6).
+    # WTA/DWTA keys are log2(window) = 3 bits per code: 9 bits, the multiple of 3 nearest below.
+    c.bits = 10 if c.family == "simhash" else 9
+    c.window, c.num_tables, c.bucket_size = 8, 64, 64
+    c.hash_labels, c.multiprobe = "trained", 8
+    c.candidates, c.batch_candidates = 16384, 8192
     c.rehash_interval, c.drift_sample = 50, 4096
     config.model.head.label_chunk = 8192
     return config
