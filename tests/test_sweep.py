@@ -75,6 +75,29 @@ def test_dry_run_lists_single_run_commands(tmp_path):
     assert f":smoke,data=does_not_exist --workdir={tmp_path}" in runs[4].shell()
 
 
+def test_a_run_whose_config_changed_since_is_named_with_its_keys(tmp_path):
+    runs = sweep.plan(write_module(tmp_path, MODULE), str(tmp_path / "runs"))
+    run = runs[0]
+    os.makedirs(run.workdir)
+    assert run.changed_keys() == []  # nothing there yet
+    before = json.loads(json.dumps(run.config))
+    before["model"]["encoder"]["width"] = 99  # as if the config module was edited after this run
+    before["train"]["a_key_of_an_older_version"] = 1  # keys on one side only are not a change
+    del before["eval"]["top_k"]
+    with open(os.path.join(run.workdir, "config.json"), "w") as f:
+        json.dump(before, f)
+    assert run.changed_keys() == [f"model.encoder.width (99 -> {run.config['model']['encoder']['width']})"]
+    open(os.path.join(run.workdir, "results.json"), "w").write("{}")
+    lines = []
+    sweep.execute([run], echo=lines.append)
+    assert run.status == "skipped"
+    assert "model.encoder.width (99 ->" in lines[0] and "reused" in lines[0] and run.workdir in lines[0]
+    before["model"]["encoder"]["width"] = run.config["model"]["encoder"]["width"]
+    with open(os.path.join(run.workdir, "config.json"), "w") as f:
+        json.dump(before, f)
+    assert run.changed_keys() == []
+
+
 def test_sweep_runs_skips_finished_and_survives_a_failure(tmp_path):
     config, workdir = write_module(tmp_path, MODULE), tmp_path / "runs"
     first = launch_sweep(config, workdir, "--jobs=2")

@@ -45,6 +45,7 @@ class Run:
     workdir: str
     command: list[str]  # argv, run from the current directory
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    config: dict[str, Any] | None = None  # the run's whole config as launch.py will write it (config.json)
     status: str = "pending"  # pending | skipped | ran | failed
     seconds: float = 0.0
     returncode: int | None = None
@@ -57,6 +58,21 @@ class Run:
     def done(self) -> bool:
         return os.path.exists(os.path.join(self.workdir, "results.json"))
 
+    def changed_keys(self) -> list[str]:
+        """Keys whose value in an earlier `workdir/config.json` differs from this sweep's config.
+
+        A finished run is reused and an unfinished one resumed from its checkpoints, so a config module
+        edited since would silently keep the old numbers. Keys present on one side only are ignored: they
+        come from a newer or older version of configs/default.py, not from this run's settings.
+        """
+        path = os.path.join(self.workdir, "config.json")
+        if self.config is None or not os.path.exists(path):
+            return []
+        with open(path) as f:
+            before = _flatten(json.load(f))
+        now = _flatten(json.loads(json.dumps(self.config)))  # tuples -> lists, as in the file
+        return [f"{k} ({before[k]!r} -> {now[k]!r})" for k in sorted(before.keys() & now.keys()) if before[k] != now[k]]
+
     def shell(self) -> str:
         """The command as one shell line that reproduces this run alone."""
         cwd = os.getcwd()
@@ -64,6 +80,16 @@ class Run:
         head = [os.path.relpath(a) if os.path.isabs(a) and os.path.commonpath([a, cwd]) == cwd else a
                 for a in self.command[:2]]
         return shlex.join(head + self.command[2:])
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def split_config_string(config: str) -> tuple[str, str | None]:
@@ -155,7 +181,8 @@ def plan(config: str, workdir: str, extra: dict[str, Any] | None = None, python:
         sub = os.path.join(workdir, name)
         command = [python, LAUNCH, f"--config={path}" + (f":{arg}" if arg is not None else ""), f"--workdir={sub}"]
         command += [f"--config.{k}={_format(v)}" for k, v in all_overrides.items()]
-        runs.append(Run(name, sub, command, dict(overrides, **({"arg": arg} if arg != base_arg else {}))))
+        runs.append(Run(name, sub, command, dict(overrides, **({"arg": arg} if arg != base_arg else {})),
+                        config=run_config.to_dict()))
     return runs
 
 
@@ -165,6 +192,11 @@ def execute(runs: list[Run], jobs: int = 1, echo: Callable[[str], None] = print,
         raise ValueError(f"--jobs={jobs}: must be at least 1")
     queue = []
     for run in runs:
+        changed = run.changed_keys()
+        if changed:
+            echo(f"[warning] {run.name}: its earlier config.json differs from this sweep's in {len(changed)} "
+                 f"key(s): {', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}; the run is "
+                 f"{'reused' if run.done else 'resumed'} as it is: delete {run.workdir} to run it afresh")
         if run.done:
             run.status = "skipped"
             echo(f"[skip] {run.name}: finished before ({run.workdir}/results.json)")
@@ -228,7 +260,10 @@ def run_all(runs: list[Run], config: str, workdir: str, jobs: int, dry_run: bool
     """Lists (dry run) or executes the runs, prints a summary, writes the record; 1 if any failed."""
     if dry_run:
         for r in runs:
-            print(f"{r.name}\t{'finished' if r.done else 'to run'}\t{r.shell()}")
+            changed = r.changed_keys()
+            state = "finished" if r.done else "to run"
+            state += f" (config changed: {len(changed)} key(s))" if changed else ""
+            print(f"{r.name}\t{state}\t{r.shell()}")
         print(f"{len(runs)} runs ({sum(r.done for r in runs)} finished) in {workdir}")
         return 0
     execute(runs, jobs)
