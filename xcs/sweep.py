@@ -34,6 +34,7 @@ import ml_collections
 from ml_collections.config_flags import config_path
 
 LAUNCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launch.py")
+DISPLAY_ONLY_KEYS = {"train.progress"}  # how a run shows its progress: no effect on its results
 MAX_NAME = 100  # longer run names are cut and end in a hash of the whole name
 
 
@@ -71,7 +72,8 @@ class Run:
         with open(path) as f:
             before = _flatten(json.load(f))
         now = _flatten(json.loads(json.dumps(self.config)))  # tuples -> lists, as in the file
-        return [f"{k} ({before[k]!r} -> {now[k]!r})" for k in sorted(before.keys() & now.keys()) if before[k] != now[k]]
+        keys = sorted((before.keys() & now.keys()) - DISPLAY_ONLY_KEYS)
+        return [f"{k} ({before[k]!r} -> {now[k]!r})" for k in keys if before[k] != now[k]]
 
     def shell(self) -> str:
         """The command as one shell line that reproduces this run alone."""
