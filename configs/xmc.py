@@ -72,6 +72,9 @@ def _minilm_frozen(config: ml_collections.ConfigDict) -> None:
     """Frozen MiniLM sentence embeddings as dense features x, a projection + residual MLP, dense head."""
     config.data.text.inputs = "embedding"
     config.model.encoder.name = "dense"
+    # Validation P@1 / PSP@5 on wordnet_hypernyms (10 % held out): dropout 0 46.97 / 39.57, 0.3 47.96 / 41.48,
+    # 0.5 48.85 / 42.02, 0.7 48.22 / 39.12 (0.5 at width 512: 48.80 / 41.43). Frozen features overfit.
+    config.model.encoder.dropout = 0.5
 
 
 def _minilm_tfidf(config: ml_collections.ConfigDict) -> None:
