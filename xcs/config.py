@@ -6,6 +6,21 @@ from typing import Any
 
 import ml_collections
 
+# Keys that only change what a run prints, never its results.
+CONSOLE_ONLY_KEYS = ("train.progress",)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1} (a config.json's nesting as dotted keys)."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
 
 def parse_arg(arg: str | None, defaults: dict[str, Any]) -> ml_collections.ConfigDict:
     """Parses `configs/x.py:a=1,b=foo,smoke` into a ConfigDict of the declared variant keys.

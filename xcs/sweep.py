@@ -33,8 +33,9 @@ from typing import Any
 import ml_collections
 from ml_collections.config_flags import config_path
 
+from xcs.config import CONSOLE_ONLY_KEYS, flatten
+
 LAUNCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launch.py")
-DISPLAY_ONLY_KEYS = {"train.progress"}  # how a run shows its progress: no effect on its results
 MAX_NAME = 100  # longer run names are cut and end in a hash of the whole name
 
 
@@ -70,9 +71,9 @@ class Run:
         if self.config is None or not os.path.exists(path):
             return []
         with open(path) as f:
-            before = _flatten(json.load(f))
-        now = _flatten(json.loads(json.dumps(self.config)))  # tuples -> lists, as in the file
-        keys = sorted((before.keys() & now.keys()) - DISPLAY_ONLY_KEYS)
+            before = flatten(json.load(f))
+        now = flatten(json.loads(json.dumps(self.config)))  # tuples -> lists, as in the file
+        keys = sorted((before.keys() & now.keys()) - set(CONSOLE_ONLY_KEYS))
         return [f"{k} ({before[k]!r} -> {now[k]!r})" for k in keys if before[k] != now[k]]
 
     def shell(self) -> str:
@@ -82,16 +83,6 @@ class Run:
         head = [os.path.relpath(a) if os.path.isabs(a) and os.path.commonpath([a, cwd]) == cwd else a
                 for a in self.command[:2]]
         return shlex.join(head + self.command[2:])
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def split_config_string(config: str) -> tuple[str, str | None]:

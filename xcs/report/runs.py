@@ -9,8 +9,10 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from xcs.config import CONSOLE_ONLY_KEYS, flatten
+
 # Keys that never make two runs different experiments: the seed (aggregated over) and console output.
-IGNORED = ("seed", "train.progress")
+IGNORED = ("seed", *CONSOLE_ONLY_KEYS)
 MISSING = "—"
 
 
@@ -23,18 +25,6 @@ class RunResult:
     @property
     def flat(self) -> dict[str, Any]:
         return flatten(self.config)
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def lookup(tree: dict[str, Any], path: str) -> Any:
