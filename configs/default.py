@@ -46,6 +46,9 @@ def get_config() -> ml_collections.ConfigDict:
             max_len=128,  # tokens per text with [CLS] and [SEP]; longer texts are truncated
             pooling="mean",  # mean | cls: pooling of the frozen sentence embeddings
             normalize=True,  # L2-normalise the frozen sentence embeddings
+            # last | comma-separated layers whose pooled states are concatenated (each normalised), e.g. "3,6":
+            # 0 = the embedding layer's output, 6 = MiniLM's last layer; lower layers keep more of the words
+            layers="last",
             embed_batch_size=256,  # texts per encoder call when computing the frozen embeddings
             length_buckets=3,  # tokens: a batch is max_len, max_len/2, ... wide (this many widths), the least that fits
         )

@@ -109,6 +109,28 @@ def test_length_buckets_give_the_vectors_of_padding_to_max_len():
     assert not np.allclose(bucketed[0], bucketed[1])
 
 
+def test_chosen_layers_are_pooled_apart_and_concatenated():
+    module, params, tokenizer = load_minilm()
+    n = module.config.num_layers
+    got = embed_texts(TEXTS, max_len=24, batch_size=8, layers=(0, n))
+    assert got.shape == (len(TEXTS), 2 * module.config.hidden_size)
+    hidden = module.config.hidden_size
+    np.testing.assert_allclose(got[:, hidden:], embed_texts(TEXTS, max_len=24, batch_size=8), atol=1e-6, rtol=0)
+    # Layer 0 is the embedding layer's output: LayerNorm(word + position + token type embeddings), mean pooled.
+    ids, mask = tokenizer.encode(TEXTS, 24)
+    p = jax.tree_util.tree_map(np.asarray, params)
+    x = (p["word_embeddings"]["embedding"][ids] + p["position_embeddings"]["embedding"][np.arange(ids.shape[1])]
+         + p["token_type_embeddings"]["embedding"][0])
+    x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + module.config.layer_norm_eps)
+    x = x * p["embeddings_norm"]["scale"] + p["embeddings_norm"]["bias"]
+    m = mask[..., None].astype(np.float64)
+    pooled = (x * m).sum(1) / m.sum(1)
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    np.testing.assert_allclose(got[:, :hidden], pooled, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match=f"layers=\\(0, {n + 1}\\): expected indices in 0..{n}"):
+        embed_texts(TEXTS, max_len=24, layers=(0, n + 1))
+
+
 def test_mean_pooling_ignores_padding_and_cls_takes_the_first_token():
     rng = np.random.default_rng(0)
     states = rng.normal(size=(3, 7, 5)).astype(np.float32)

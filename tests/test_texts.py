@@ -119,10 +119,11 @@ def test_mistyped_text_settings_name_the_key(tiny):
         config.data.text[key] = value
         with pytest.raises(ValueError, match=f"config.data.text.{key}="):
             load_dataset(config.data, 0)
-    config = config_for("tiny", "embedding")
-    config.data.text.max_len = 1000
-    with pytest.raises(ValueError, match="config.data.text.max_len=1000"):
-        load_dataset(config.data, 0)
+    for key, value in (("max_len", 1000), ("layers", "3;6"), ("layers", "top")):
+        config = config_for("tiny", "embedding")
+        config.data.text[key] = value
+        with pytest.raises(ValueError, match=f"config.data.text.{key}={value!r}"):
+            load_dataset(config.data, 0)
     with pytest.raises(ValueError, match="encoder='bert'"):
         xmc.get_config("encoder=bert")
 
@@ -147,6 +148,9 @@ def test_frozen_embeddings_are_cached_and_recomputed_when_the_text_changes(tiny,
     config.data.text.max_len = 64  # other settings: another cache file
     load_dataset(config.data, 0)
     assert len(embed_calls) == 5 and (tiny / "test_texts.txt.minilm-mean-L64.xcs-cache.npz").exists()
+    config.data.text.layers = "3,6"  # other layers: another cache file
+    load_dataset(config.data, 0)
+    assert len(embed_calls) == 7 and (tiny / "test_texts.txt.minilm-mean-L64-layers3.6.xcs-cache.npz").exists()
 
 
 def test_validation_split_takes_texts_and_embeddings_with_their_points(tiny, embed_calls):

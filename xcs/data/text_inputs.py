@@ -8,7 +8,7 @@
   batches carry token_ids / token_mask (xcs.data.batching). The sparse features are kept.
 
 Frozen embeddings of a text file are cached beside it as `<file>.<encoder>-<pooling>-L<max_len>
-[-raw].xcs-cache.npz` (xcs.data.npz_cache), stamped with a SHA-256 of the file's bytes: a changed
+[-raw][-layers<i.j...>].xcs-cache.npz` (xcs.data.npz_cache), stamped with a SHA-256 of the file's bytes: a changed
 file is encoded again, a copied or touched one is not. Synthetic texts have no file and are encoded
 on every load (they are small).
 """
@@ -43,13 +43,27 @@ def check_config(text: ml_collections.ConfigDict) -> None:
     if text.length_buckets < 1:
         raise ValueError(f"config.data.text.length_buckets={text.length_buckets}: must be >= 1 (1 = every batch "
                          "max_len wide)")
+    embedding_layers(text)
     if text.embed_batch_size < 1:
         raise ValueError(f"config.data.text.embed_batch_size={text.embed_batch_size}: must be >= 1")
 
 
+def embedding_layers(text: ml_collections.ConfigDict) -> tuple[int, ...] | None:
+    """config.data.text.layers as layer indices; None for 'last' (the sentence embedding itself)."""
+    if text.layers == "last":
+        return None
+    parts = str(text.layers).split(",")
+    if not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"config.data.text.layers={text.layers!r}: expected 'last' or comma-separated layer "
+                         "indices such as '3,6' (0 = the embedding layer's output)")
+    return tuple(int(p) for p in parts)
+
+
 def cache_kind(text: ml_collections.ConfigDict) -> str:
-    """The cache's name part for these encoder settings, e.g. 'minilm-mean-L128'."""
-    return f"{text.encoder}-{text.pooling}-L{text.max_len}" + ("" if text.normalize else "-raw")
+    """The cache's name part for these encoder settings, e.g. 'minilm-mean-L128' or 'minilm-mean-L128-layers3.6'."""
+    layers = embedding_layers(text)
+    return (f"{text.encoder}-{text.pooling}-L{text.max_len}" + ("" if text.normalize else "-raw")
+            + ("" if layers is None else "-layers" + ".".join(map(str, layers))))
 
 
 def _embed_texts(texts: list[str], text: ml_collections.ConfigDict) -> np.ndarray:
@@ -57,7 +71,7 @@ def _embed_texts(texts: list[str], text: ml_collections.ConfigDict) -> np.ndarra
     from xcs.text.embed import embed_texts
 
     return embed_texts(texts, max_len=text.max_len, batch_size=text.embed_batch_size, pooling=text.pooling,
-                       normalize=text.normalize, progress=True)
+                       normalize=text.normalize, progress=True, layers=embedding_layers(text))
 
 
 def _tokenize(texts: list[str], max_len: int) -> Tokens:

@@ -39,18 +39,25 @@ def bucket_length(length: int, max_len: int, bucket: int = BUCKET) -> int:
     return min(max_len, -(-max(length, 1) // bucket) * bucket)
 
 
-@functools.partial(jax.jit, static_argnames=("module", "pooling", "normalize"))
+@functools.partial(jax.jit, static_argnames=("module", "pooling", "normalize", "layers"))
 def _encode(module: MiniLM, params: Any, ids: jax.Array, mask: jax.Array, pooling: str,
-            normalize: bool) -> jax.Array:
-    return pool(module.apply({"params": params}, ids, mask), mask, pooling, normalize)
+            normalize: bool, layers: tuple[int, ...] | None = None) -> jax.Array:
+    if layers is None:
+        return pool(module.apply({"params": params}, ids, mask), mask, pooling, normalize)
+    states = module.apply({"params": params}, ids, mask, all_layers=True)
+    return jnp.concatenate([pool(states[i], mask, pooling, normalize) for i in layers], axis=-1)
 
 
 def embed_texts(texts: Sequence[str], *, max_len: int = 128, batch_size: int = 256, pooling: str = "mean",
-                normalize: bool = True, progress: bool = False, bucket: int = BUCKET) -> np.ndarray:
+                normalize: bool = True, progress: bool = False, bucket: int = BUCKET,
+                layers: Sequence[int] | None = None) -> np.ndarray:
     """float32 [N, hidden] sentence embeddings of `texts`, in their order.
 
     With the defaults (mean pooling, L2 normalisation) these are all-MiniLM-L6-v2's
     sentence-transformers embeddings of texts truncated to max_len tokens ([CLS]/[SEP] included).
+    layers: pool these layers' token states instead of the last one's (0 = the embedding layer's
+    output, num_layers = the last) and concatenate them, each pooled and normalised on its own:
+    [N, len(layers) * hidden]. The lower layers keep more of the words themselves.
     Texts are sorted by token length and cut into batches of `batch_size`, each padded only to
     bucket_length of its longest text (a multiple of `bucket`; bucket=max_len pads every batch
     to max_len, the benchmark's baseline); every batch has batch_size rows (the last is filled
@@ -63,9 +70,14 @@ def embed_texts(texts: Sequence[str], *, max_len: int = 128, batch_size: int = 2
     module, params, tokenizer = load_minilm()
     if max_len > module.config.max_position:
         raise ValueError(f"max_len={max_len} > {module.config.max_position}, the longest input of the model")
+    if layers is not None:
+        layers = tuple(int(i) for i in layers)
+        if not layers or not all(0 <= i <= module.config.num_layers for i in layers):
+            raise ValueError(f"layers={layers}: expected indices in 0..{module.config.num_layers} (0 = the "
+                             f"embedding layer, {module.config.num_layers} = the last layer)")
     ids, mask = tokenizer.encode(texts, max_len)
     n = len(ids)
-    out = np.zeros((n, module.config.hidden_size), np.float32)
+    out = np.zeros((n, module.config.hidden_size * (1 if layers is None else len(layers))), np.float32)
     lengths = mask.sum(axis=1)
     order = np.argsort(lengths, kind="stable")
     t0 = time.perf_counter()
@@ -77,7 +89,8 @@ def embed_texts(texts: Sequence[str], *, max_len: int = 128, batch_size: int = 2
         used = min(width, ids.shape[1])  # the bucket can be wider than the longest text of the set
         batch_ids[:len(rows), :used] = ids[rows, :used]
         batch_mask[:len(rows), :used] = mask[rows, :used]
-        vectors = _encode(module, params, jnp.asarray(batch_ids), jnp.asarray(batch_mask), pooling, normalize)
+        vectors = _encode(module, params, jnp.asarray(batch_ids), jnp.asarray(batch_mask), pooling, normalize,
+                          layers)
         out[rows] = np.asarray(vectors)[:len(rows)]
         if progress:
             done = min(start + batch_size, n)

@@ -86,12 +86,15 @@ class MiniLM(nn.Module):
     """`(ids [B, T] int, mask [B, T] int) -> token states [B, T, hidden]`.
 
     Token type ids are all 0 (single sentences); positions are 0..T-1, so T <= max_position.
+    With all_layers=True: the list of num_layers + 1 states [B, T, hidden], the embedding layer's
+    output first and the last layer's (the default output) last.
     """
 
     config: BertConfig
 
     @nn.compact
-    def __call__(self, ids: jax.Array, mask: jax.Array, deterministic: bool = True) -> jax.Array:
+    def __call__(self, ids: jax.Array, mask: jax.Array, deterministic: bool = True,
+                 all_layers: bool = False) -> jax.Array | list[jax.Array]:
         c = self.config
         t = ids.shape[1]
         if t > c.max_position:
@@ -101,9 +104,11 @@ class MiniLM(nn.Module):
              + nn.Embed(c.type_vocab_size, c.hidden_size, name="token_type_embeddings")(jnp.zeros_like(ids)))
         x = nn.LayerNorm(epsilon=c.layer_norm_eps, name="embeddings_norm")(x)
         x = nn.Dropout(c.hidden_dropout, deterministic=deterministic)(x)
+        states = [x]
         for i in range(c.num_layers):
             x = Layer(c, name=f"layer_{i}")(x, mask, deterministic)
-        return x
+            states.append(x)
+        return states if all_layers else x
 
 
 POOLINGS = ("mean", "cls")
