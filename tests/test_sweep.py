@@ -83,10 +83,14 @@ def test_a_run_whose_config_changed_since_is_named_with_its_keys(tmp_path):
     before = json.loads(json.dumps(run.config))
     before["model"]["encoder"]["width"] = 99  # as if the config module was edited after this run
     before["train"]["a_key_of_an_older_version"] = 1  # keys on one side only are not a change
-    del before["eval"]["top_k"]
+    del before["eval"]["top_k"]  # a key new since, at its default: no change
     with open(os.path.join(run.workdir, "config.json"), "w") as f:
         json.dump(before, f)
     assert run.changed_keys() == [f"model.encoder.width (99 -> {run.config['model']['encoder']['width']})"]
+    top_k = run.config["eval"]["top_k"]
+    run.config["eval"]["top_k"] = top_k + 1  # a key new since that run, set away from its default: a change
+    assert run.changed_keys()[1:] == [f"eval.top_k (new key, default {top_k} -> {top_k + 1})"]
+    run.config["eval"]["top_k"] = top_k
     open(os.path.join(run.workdir, "results.json"), "w").write("{}")
     lines = []
     sweep.execute([run], echo=lines.append)

@@ -64,8 +64,10 @@ class Run:
         """Keys whose value in an earlier `workdir/config.json` differs from this sweep's config.
 
         A finished run is reused and an unfinished one resumed from its checkpoints, so a config module
-        edited since would silently keep the old numbers. Keys present on one side only are ignored: they
-        come from a newer or older version of configs/default.py, not from this run's settings.
+        edited since would silently keep the old numbers. A key only the earlier file has comes from an
+        older configs/default.py and is ignored; a key only this config has is new in configs/default.py,
+        and its default keeps the behaviour of the versions before it, so it is a change only when this
+        config sets it away from that default.
         """
         path = os.path.join(self.workdir, "config.json")
         if self.config is None or not os.path.exists(path):
@@ -74,7 +76,12 @@ class Run:
             before = flatten(json.load(f))
         now = flatten(json.loads(json.dumps(self.config)))  # tuples -> lists, as in the file
         keys = sorted((before.keys() & now.keys()) - set(CONSOLE_ONLY_KEYS))
-        return [f"{k} ({before[k]!r} -> {now[k]!r})" for k in keys if before[k] != now[k]]
+        changed = [f"{k} ({before[k]!r} -> {now[k]!r})" for k in keys if before[k] != now[k]]
+        from configs import default  # the defaults the keys new since that run would have had
+
+        defaults = flatten(json.loads(json.dumps(default.get_config().to_dict())))
+        new = sorted(k for k in now.keys() - before.keys() - set(CONSOLE_ONLY_KEYS) if defaults.get(k) != now[k])
+        return changed + [f"{k} (new key, default {defaults.get(k)!r} -> {now[k]!r})" for k in new]
 
     def shell(self) -> str:
         """The command as one shell line that reproduces this run alone."""

@@ -5,7 +5,7 @@
     python -m xcs.report runs/tables/text --out=experiments/results/text
 
 The frozen MiniLM embeddings of train_texts.txt / test_texts.txt are computed by the first run that
-needs them and cached beside the texts (data/NAME/*_texts.txt.minilm-mean-L128.xcs-cache.npz).
+needs them and cached beside the texts (data/NAME/*_texts.txt.minilm-mean-L128[-layers...].xcs-cache.npz).
 
 Variants (`:key=value,...`):
   data=NAME   data set with texts in $XCS_DATA_DIR/NAME (default wordnet_hypernyms; synthetic with smoke)
@@ -62,6 +62,9 @@ def _row(config: dict[str, Any]) -> str:
             "dense_bag": f"frozen MiniLM + tf-idf bag ({enc.get('combine', 'sum')})"}.get(enc["name"], enc["name"])
     if enc["name"] == "dense" and inputs == "none":
         what = "dense"
+    layers = config["data"].get("text", {}).get("layers", "last")
+    if inputs.startswith("embedding") and layers != "last":
+        what += f" (layers {layers})"
     return f"xcs {what} d={enc['width']} + {head['name']} head"
 
 
