@@ -5,7 +5,7 @@ Variants (`--config=configs/xmc.py:data=NAME,smoke`):
   data=NAME             XC-format files in $XCS_DATA_DIR/NAME (train.txt/test.txt or the split
                         files); any directory name works, no new config needed
   encoder=tfidf         tfidf (bag of the sparse features, default) | minilm (frozen all-MiniLM-L6-v2
-                        sentence embeddings of the texts, cached beside them, as dense features) |
+                        mean pools of all 7 layers of the texts, cached beside them, as dense features) |
                         minilm+tfidf (both: the projected embedding plus the tf-idf bag; sum, or
                         --config.model.encoder.combine=concat) | minilm_e2e (MiniLM trained end to end
                         on the tokens, own optimizer: config.train.optimizer.encoder). The text encoders
