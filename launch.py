@@ -39,13 +39,14 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _SWEEP.value:
+        from configs import default
         from xcs.sweep import run_sweep
 
         config_string = config_flags.get_config_filename(flags.FLAGS["config"])
         extra = config_flags.get_override_values(flags.FLAGS["config"])
         stem = os.path.splitext(os.path.basename(config_string.partition(":")[0]))[0]
         sys.exit(run_sweep(config_string, _WORKDIR.value or os.path.join("runs", stem), _JOBS.value,
-                           _DRY_RUN.value, extra))
+                           _DRY_RUN.value, extra, defaults=default.get_config().to_dict()))
     if _DRY_RUN.value or _JOBS.value != 1:
         raise app.UsageError("--dry_run and --jobs only apply with --sweep")
     from xcs.parallel.distributed import initialize, is_primary

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from configs import default
 from tests.conftest import ROOT
 from xcs import sweep
 
@@ -76,7 +77,7 @@ def test_dry_run_lists_single_run_commands(tmp_path):
 
 
 def test_a_run_whose_config_changed_since_is_named_with_its_keys(tmp_path):
-    runs = sweep.plan(write_module(tmp_path, MODULE), str(tmp_path / "runs"))
+    runs = sweep.plan(write_module(tmp_path, MODULE), str(tmp_path / "runs"), defaults=default.get_config().to_dict())
     run = runs[0]
     os.makedirs(run.workdir)
     assert run.changed_keys() == []  # nothing there yet
@@ -90,6 +91,9 @@ def test_a_run_whose_config_changed_since_is_named_with_its_keys(tmp_path):
     top_k = run.config["eval"]["top_k"]
     run.config["eval"]["top_k"] = top_k + 1  # a key new since that run, set away from its default: a change
     assert run.changed_keys()[1:] == [f"eval.top_k (new key, default {top_k} -> {top_k + 1})"]
+    defaults, run.defaults = run.defaults, None  # defaults unknown: a key new since is not judged
+    assert len(run.changed_keys()) == 1
+    run.defaults = defaults
     run.config["eval"]["top_k"] = top_k
     open(os.path.join(run.workdir, "results.json"), "w").write("{}")
     lines = []

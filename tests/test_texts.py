@@ -119,7 +119,7 @@ def test_mistyped_text_settings_name_the_key(tiny):
         config.data.text[key] = value
         with pytest.raises(ValueError, match=f"config.data.text.{key}="):
             load_dataset(config.data, 0)
-    for key, value in (("max_len", 1000), ("layers", "3;6"), ("layers", "top")):
+    for key, value in (("max_len", 1000), ("layers", "3;6"), ("layers", "top"), ("layers", "0,7")):
         config = config_for("tiny", "embedding")
         config.data.text[key] = value
         with pytest.raises(ValueError, match=f"config.data.text.{key}={value!r}"):

@@ -48,6 +48,7 @@ class Run:
     command: list[str]  # argv, run from the current directory
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     config: dict[str, Any] | None = None  # the run's whole config as launch.py will write it (config.json)
+    defaults: dict[str, Any] | None = None  # configs/default.py's values, flattened (new keys are judged by them)
     status: str = "pending"  # pending | skipped | ran | failed
     seconds: float = 0.0
     returncode: int | None = None
@@ -67,7 +68,7 @@ class Run:
         edited since would silently keep the old numbers. A key only the earlier file has comes from an
         older configs/default.py and is ignored; a key only this config has is new in configs/default.py,
         and its default keeps the behaviour of the versions before it, so it is a change only when this
-        config sets it away from that default.
+        config sets it away from that default (`defaults`; without them such keys are ignored).
         """
         path = os.path.join(self.workdir, "config.json")
         if self.config is None or not os.path.exists(path):
@@ -77,10 +78,9 @@ class Run:
         now = flatten(json.loads(json.dumps(self.config)))  # tuples -> lists, as in the file
         keys = sorted((before.keys() & now.keys()) - set(CONSOLE_ONLY_KEYS))
         changed = [f"{k} ({before[k]!r} -> {now[k]!r})" for k in keys if before[k] != now[k]]
-        from configs import default  # the defaults the keys new since that run would have had
-
-        defaults = flatten(json.loads(json.dumps(default.get_config().to_dict())))
-        new = sorted(k for k in now.keys() - before.keys() - set(CONSOLE_ONLY_KEYS) if defaults.get(k) != now[k])
+        defaults = self.defaults or {}
+        new = sorted(k for k in now.keys() - before.keys() - set(CONSOLE_ONLY_KEYS)
+                     if k in defaults and defaults[k] != now[k])
         return changed + [f"{k} (new key, default {defaults.get(k)!r} -> {now[k]!r})" for k in new]
 
     def shell(self) -> str:
@@ -159,12 +159,14 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any]
             raise TypeError(f"{where}: config key {key!r} cannot be set to {value!r}: {e}") from e
 
 
-def plan(config: str, workdir: str, extra: dict[str, Any] | None = None, python: str = sys.executable) -> list[Run]:
+def plan(config: str, workdir: str, extra: dict[str, Any] | None = None, python: str = sys.executable,
+         defaults: dict[str, Any] | None = None) -> list[Run]:
     """The runs of a sweep, each validated by building its config with all overrides applied.
 
     `extra` are overrides given on the command line beside `--sweep`; they apply to every run and
-    do not enter run names.
+    do not enter run names. `defaults`: configs/default.py's config as a dict (Run.changed_keys).
     """
+    flat_defaults = None if defaults is None else flatten(json.loads(json.dumps(defaults)))  # as config.json has them
     path, base_arg = split_config_string(config)
     module = load_module(path)
     runs, seen = [], {}
@@ -182,7 +184,7 @@ def plan(config: str, workdir: str, extra: dict[str, Any] | None = None, python:
         command = [python, LAUNCH, f"--config={path}" + (f":{arg}" if arg is not None else ""), f"--workdir={sub}"]
         command += [f"--config.{k}={_format(v)}" for k, v in all_overrides.items()]
         runs.append(Run(name, sub, command, dict(overrides, **({"arg": arg} if arg != base_arg else {})),
-                        config=run_config.to_dict()))
+                        config=run_config.to_dict(), defaults=flat_defaults))
     return runs
 
 
@@ -274,9 +276,9 @@ def run_all(runs: list[Run], config: str, workdir: str, jobs: int, dry_run: bool
 
 
 def run_sweep(config: str, workdir: str, jobs: int = 1, dry_run: bool = False,
-              extra: dict[str, Any] | None = None) -> int:
+              extra: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None) -> int:
     """`launch.py --sweep`: plans (validating every run) and runs the sweep; the exit status."""
-    runs = plan(config, workdir, extra)
+    runs = plan(config, workdir, extra, defaults=defaults)
     return run_all(runs, config, workdir, jobs, dry_run)
 
 

@@ -56,7 +56,15 @@ def embedding_layers(text: ml_collections.ConfigDict) -> tuple[int, ...] | None:
     if not all(p.strip().isdigit() for p in parts):
         raise ValueError(f"config.data.text.layers={text.layers!r}: expected 'last' or comma-separated layer "
                          "indices such as '3,6' (0 = the embedding layer's output)")
-    return tuple(int(p) for p in parts)
+    layers = tuple(int(p) for p in parts)
+    if text.inputs in ("embedding", "embedding+sparse"):  # the encoder's depth, from the weights' config file
+        from xcs.text import weights
+
+        deepest = weights.load_config().num_layers
+        if max(layers) > deepest:
+            raise ValueError(f"config.data.text.layers={text.layers!r}: the {text.encoder} encoder has layers "
+                             f"0..{deepest} (0 = the embedding layer's output, {deepest} = the last layer)")
+    return layers
 
 
 def cache_kind(text: ml_collections.ConfigDict) -> str:
