@@ -131,6 +131,26 @@ def test_chosen_layers_are_pooled_apart_and_concatenated():
         embed_texts(TEXTS, max_len=24, layers=(0, n + 1))
 
 
+def test_mean_max_embeddings_hold_each_layers_mean_then_max():
+    module, _, _ = load_minilm()
+    hidden, n = module.config.hidden_size, module.config.num_layers
+    got = embed_texts(TEXTS, max_len=24, batch_size=8, pooling="mean+max", layers=(0, n))
+    assert got.shape == (len(TEXTS), 4 * hidden)
+    mean = embed_texts(TEXTS, max_len=24, batch_size=8, layers=(0, n))
+    top = embed_texts(TEXTS, max_len=24, batch_size=8, pooling="max", layers=(0, n))
+    parts = got.reshape(len(TEXTS), 2, 2, hidden)  # per layer: its mean part, then its max part
+    np.testing.assert_allclose(parts[:, :, 0], mean.reshape(len(TEXTS), 2, hidden), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(parts[:, :, 1], top.reshape(len(TEXTS), 2, hidden), atol=1e-6, rtol=0)
+    assert not np.allclose(mean, top, atol=1e-2)
+
+
+def test_the_data_side_knows_the_same_poolings():
+    from xcs.data import text_inputs
+    from xcs.text import minilm
+
+    assert text_inputs.POOLINGS == minilm.POOLINGS
+
+
 def test_mean_pooling_ignores_padding_and_cls_takes_the_first_token():
     rng = np.random.default_rng(0)
     states = rng.normal(size=(3, 7, 5)).astype(np.float32)
@@ -143,8 +163,25 @@ def test_mean_pooling_ignores_padding_and_cls_takes_the_first_token():
     np.testing.assert_allclose(unit, want / np.linalg.norm(want, axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(pool(jnp.asarray(noisy), jnp.asarray(mask), "cls", False)),
                                   noisy[:, 0])
-    with pytest.raises(ValueError, match="pooling='max'"):
-        pool(jnp.asarray(states), jnp.asarray(mask), "max", False)
+    with pytest.raises(ValueError, match="pooling='sum'"):
+        pool(jnp.asarray(states), jnp.asarray(mask), "sum", False)
+
+
+def test_max_pooling_ignores_padding_and_mean_max_concatenates_both():
+    rng = np.random.default_rng(1)
+    states = rng.normal(size=(4, 6, 5)).astype(np.float32)
+    mask = np.array([[1] * 6, [1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [0] * 6], np.int32)
+    # Padding positions hold values above every real one: a max that read them would return them.
+    noisy = np.where(mask[..., None] > 0, states, 100 + rng.random(states.shape)).astype(np.float32)
+    got = np.asarray(pool(jnp.asarray(noisy), jnp.asarray(mask), "max", False))
+    want = np.stack([states[i, :mask[i].sum()].max(0) for i in range(3)] + [np.zeros(5, np.float32)])
+    np.testing.assert_array_equal(got, want)
+    both = np.asarray(pool(jnp.asarray(noisy), jnp.asarray(mask), "mean+max", True))
+    assert both.shape == (4, 10)
+    np.testing.assert_allclose(both[:, :5], np.asarray(pool(jnp.asarray(noisy), jnp.asarray(mask), "mean", True)))
+    np.testing.assert_allclose(both[:3, 5:], want[:3] / np.linalg.norm(want[:3], axis=1, keepdims=True), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_array_equal(both[3], 0.0)  # an all-padding filler row: zeros, not NaN
 
 
 def _e2e_config(encoder_lr: float = 1e-3):

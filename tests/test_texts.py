@@ -114,7 +114,7 @@ def test_text_that_is_not_utf8_names_file_and_line(tmp_path):
 
 
 def test_mistyped_text_settings_name_the_key(tiny):
-    for key, value in (("inputs", "embeddings"), ("pooling", "max"), ("encoder", "bert")):
+    for key, value in (("inputs", "embeddings"), ("pooling", "sum"), ("encoder", "bert")):
         config = config_for("tiny", "embedding")
         config.data.text[key] = value
         with pytest.raises(ValueError, match=f"config.data.text.{key}="):

@@ -27,7 +27,7 @@ from xcs.data.texts import Tokens
 
 INPUTS = ("none", "embedding", "embedding+sparse", "tokens")
 ENCODERS = ("minilm",)  # pretrained text encoders of xcs.text
-POOLINGS = ("mean", "cls")
+POOLINGS = ("mean", "cls", "max", "mean+max")  # xcs.text.minilm.POOLINGS (not imported: no JAX here)
 MAX_POSITIONS = 512  # BERT-family position table
 _CACHE_VERSION = 1  # bump when the embeddings for the same text and settings change
 

