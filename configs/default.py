@@ -44,7 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
             inputs="none",
             encoder="minilm",  # pretrained encoder of frozen embeddings and tokenizer: minilm = all-MiniLM-L6-v2
             max_len=128,  # tokens per text with [CLS] and [SEP]; longer texts are truncated
-            pooling="mean",  # mean | cls: pooling of the frozen sentence embeddings
+            pooling="mean",  # mean | cls | max | mean+max (both, per layer): pooling of the token states
             normalize=True,  # L2-normalise the frozen sentence embeddings
             # last | comma-separated layers whose pooled states are concatenated (each normalised), e.g. "3,6":
             # 0 = the embedding layer's output, 6 = MiniLM's last layer; lower layers keep more of the words
