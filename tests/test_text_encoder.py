@@ -236,6 +236,21 @@ def test_registry_encoder_refuses_what_it_cannot_read():
     config.data.text.inputs = "embedding"
     with pytest.raises(ValueError, match="config.data.text.inputs='tokens'"):
         build_model(config, num_features=1, num_labels=7)
+    config = _e2e_config()
+    config.data.text.pooling = "mean+max"  # twice the hidden size wide
+    with pytest.raises(ValueError, match="config.model.encoder.width=384.*set it to 768"):
+        build_model(config, num_features=1, num_labels=7)
+
+
+def test_registry_encoder_with_mean_max_pooling_outputs_the_frozen_mean_max_embedding():
+    config = _e2e_config()
+    config.data.text.pooling, config.model.encoder.width = "mean+max", 768
+    model = build_model(config, num_features=1, num_labels=7)
+    batch = _token_batch(TEXTS)
+    params = create_state(model, make_optimizer(config, total_steps=10)[0], batch, get_loss(config.loss.name),
+                          jax.random.PRNGKey(0)).params
+    h = model.apply({"params": params}, batch, False)
+    np.testing.assert_allclose(np.asarray(h), embed_texts(TEXTS, max_len=16, pooling="mean+max"), atol=1e-5, rtol=0)
 
 
 def test_missing_wheel_names_the_package_and_the_no_deps_install(monkeypatch):

@@ -42,7 +42,7 @@ def bucket_length(length: int, max_len: int, bucket: int = BUCKET) -> int:
 @functools.partial(jax.jit, static_argnames=("module", "pooling", "normalize", "layers"))
 def _encode(module: MiniLM, params: Any, ids: jax.Array, mask: jax.Array, pooling: str,
             normalize: bool, layers: tuple[int, ...] | None = None) -> jax.Array:
-    """[B, len(layers) * hidden]: the pooled states of `layers` (None: the last layer only)."""
+    """[B, len(layers) * pooled_size]: the pooled states of `layers` (None: the last layer only)."""
     states = module.apply({"params": params}, ids, mask, all_layers=True)
     layers = (len(states) - 1,) if layers is None else layers
     return jnp.concatenate([pool(states[i], mask, pooling, normalize) for i in layers], axis=-1)
