@@ -247,4 +247,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.propensity_a = 0.55  # Jain et al. propensity parameter A (PSP@k)
     config.eval.propensity_b = 1.5  # Jain et al. propensity parameter B (PSP@k)
     config.eval.write_predictions = True  # write predictions.txt in the XC sparse format
+    # Mix the head's softmax with the labels of the K nearest training points (xcs.train.knn; dense or
+    # sparse head, softmax loss): (1 - weight) * p_head + weight * neighbour vote, vote weights softmax(cos / T).
+    config.eval.knn = ml_collections.ConfigDict()
+    config.eval.knn.neighbors = 0  # K; 0 = off (the head alone)
+    config.eval.knn.temperature = 0.05
+    config.eval.knn.weight = 0.5
+    config.eval.knn.memory_chunk = 16384  # training points scored at a time in the neighbour search
     return config

@@ -38,6 +38,12 @@ class Intermediate(nn.Module):
     def topk(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
         return self.inner.topk(self._hidden(h), k)
 
+    def topk_log_partition(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        return self.inner.topk_log_partition(self._hidden(h), k)
+
+    def label_logits(self, h: jax.Array, ids: jax.Array) -> jax.Array:
+        return self.inner.label_logits(self._hidden(h), ids)
+
 
 def first_occurrences(ids: jax.Array, mask: jax.Array) -> jax.Array:
     """[B, Y] bool: mask, minus entries whose id already occurs earlier in the same row."""
@@ -81,3 +87,9 @@ class AuxObjective(nn.Module):
 
     def topk(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
         return self.inner.topk(h, k)
+
+    def topk_log_partition(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        return self.inner.topk_log_partition(h, k)
+
+    def label_logits(self, h: jax.Array, ids: jax.Array) -> jax.Array:
+        return self.inner.label_logits(h, ids)

@@ -4,12 +4,18 @@ Every head implements two methods, which is all the training loop and the evalua
   loss(h, label_idx, label_mask, loss_fn, train) -> per-point loss [B]
   topk(h, k) -> (scores [B, k], label ids [B, k])
 so a head that never forms [B, L] logits (sparse, LSH, factored) plugs in the same way.
+
+A head whose softmax probabilities can be read exactly (dense, sparse) also implements the two
+methods the kNN fusion at prediction uses (xcs.train.knn):
+  topk_log_partition(h, k) -> (scores [B, k], label ids [B, k], log-sum-exp of all logits [B])
+  label_logits(h, ids [B, M]) -> logits of those labels [B, M]
 """
 
 from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import ml_collections
 from jax.sharding import Mesh
 
@@ -49,13 +55,25 @@ class DenseHead(nn.Module):
         if self.mesh is not None:
             return sharded_head.dense_topk(self.mesh, h, self.kernel, self.bias, k, self.label_chunk)
 
+        return chunked_topk(self._score_chunk(h), h.shape[0], self.num_labels, self.label_chunk, k)
+
+    def topk_log_partition(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        return chunked_topk(self._score_chunk(h), h.shape[0], self.num_labels, self.label_chunk, k,
+                            with_logsumexp=True)
+
+    def label_logits(self, h: jax.Array, ids: jax.Array) -> jax.Array:
+        columns = jnp.take(self.kernel, ids, axis=1)  # [d, B, M]: only the labels asked for
+        out = jnp.einsum("bd,dbm->bm", h, columns)
+        return out if self.bias is None else out + self.bias[ids]
+
+    def _score_chunk(self, h: jax.Array):
         def score_chunk(start, size):
             s = h @ jax.lax.dynamic_slice_in_dim(self.kernel, start, size, axis=1)
             if self.bias is not None:
                 s = s + jax.lax.dynamic_slice_in_dim(self.bias, start, size)[None, :]
             return s
 
-        return chunked_topk(score_chunk, h.shape[0], self.num_labels, self.label_chunk, k)
+        return score_chunk
 
 
 def make_dense_head(config: ml_collections.ConfigDict, in_features: int, num_labels: int) -> DenseHead:

@@ -75,6 +75,19 @@ class FanInHead(nn.Module):
         score_chunk = chunk_scorer(h, self.weight, self.indices.value, self.bias, self.kernel)
         return chunked_topk(score_chunk, h.shape[0], self.num_labels, self._chunk(h.shape[0]), k)
 
+    def topk_log_partition(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        score_chunk = chunk_scorer(h, self.weight, self.indices.value, self.bias, self.kernel)
+        return chunked_topk(score_chunk, h.shape[0], self.num_labels, self._chunk(h.shape[0]), k,
+                            with_logsumexp=True)
+
+    def label_logits(self, h: jax.Array, ids: jax.Array) -> jax.Array:
+        """Logits of the labels `ids` [B, M] only: a [B, M, fan_in] gather, never [B, L, fan_in]."""
+        batch, m = ids.shape
+        slots = self.indices.value[ids].reshape(batch, m * self.fan_in)
+        inputs = jnp.take_along_axis(h, slots, axis=1).reshape(batch, m, self.fan_in)
+        out = jnp.einsum("bmk,bmk->bm", inputs, self.weight[ids])
+        return out if self.bias is None else out + self.bias[ids]
+
 
 def _uniform(bound: float):
     """U(-bound, bound) initializer (flax's `uniform` is U(0, scale))."""

@@ -18,8 +18,12 @@ def chunked_topk(
     num_labels: int,
     chunk: int,
     k: int,
-) -> tuple[jax.Array, jax.Array]:
+    with_logsumexp: bool = False,
+) -> tuple[jax.Array, ...]:
     """Top-k scores and label ids [B, k] (descending) over `num_labels` labels.
+
+    With `with_logsumexp`, also the log-sum-exp of every label's score [B] (the softmax's log
+    partition), accumulated in the same pass.
 
     `score_chunk(start, size)` returns the scores [B, size] of labels start..start+size-1, with
     `size` static. The last chunk is shifted back to end at num_labels (so every chunk has the
@@ -30,21 +34,24 @@ def chunked_topk(
     k_eff = min(k, num_labels)
 
     def body(c, carry):
-        best_s, best_i = carry
+        best_s, best_i, lse = carry
         nominal = c * chunk
         start = jnp.minimum(nominal, num_labels - chunk)
         s = score_chunk(start, chunk)
         ids = start + jnp.arange(chunk, dtype=jnp.int32)
         s = jnp.where(ids[None, :] >= nominal, s, -jnp.inf)
+        if with_logsumexp:
+            lse = jnp.logaddexp(lse, jax.nn.logsumexp(s, axis=1))
         cs, ci = jax.lax.top_k(s, min(k_eff, chunk))
         all_s = jnp.concatenate([best_s, cs], axis=1)
         all_i = jnp.concatenate([best_i, ids[ci]], axis=1)
         top_s, pos = jax.lax.top_k(all_s, k_eff)
-        return top_s, jnp.take_along_axis(all_i, pos, axis=1)
+        return top_s, jnp.take_along_axis(all_i, pos, axis=1), lse
 
-    init = (jnp.full((batch_size, k_eff), -jnp.inf), jnp.full((batch_size, k_eff), -1, jnp.int32))
-    scores, ids = jax.lax.fori_loop(0, num_chunks, body, init)
+    init = (jnp.full((batch_size, k_eff), -jnp.inf), jnp.full((batch_size, k_eff), -1, jnp.int32),
+            jnp.full((batch_size,), -jnp.inf))
+    scores, ids, lse = jax.lax.fori_loop(0, num_chunks, body, init)
     if k_eff < k:  # fewer labels than k: pad with id -1, which matches no label
         scores = jnp.pad(scores, ((0, 0), (0, k - k_eff)), constant_values=-jnp.inf)
         ids = jnp.pad(ids, ((0, 0), (0, k - k_eff)), constant_values=-1)
-    return scores, ids
+    return (scores, ids, lse) if with_logsumexp else (scores, ids)

@@ -20,6 +20,7 @@ from xcs.models import build_model
 from xcs.parallel import mesh as mesh_lib
 from xcs.parallel.state import create_sharded_state, shard_predict, shard_train_step
 from xcs.system import machine_info, peak_rss_mb
+from xcs.train import knn
 from xcs.train.actions import periodic_actions
 from xcs.train.async_step import make_step, wrap_optimizer
 from xcs.train.checkpoint import Checkpointer
@@ -80,6 +81,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     os.makedirs(outdir, exist_ok=True)
     _write_json(os.path.join(outdir, "config.json"), config.to_dict())
     t_start = time.perf_counter()
+    knn.check_config(config)
 
     data: Dataset = load_dataset(config.data, config.seed)
     buckets = config.data.text.length_buckets  # widths of token batches (texts read end to end)
@@ -119,10 +121,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     last_good = start or None
     train_step = make_step(config, model, tx, loss_fn, schedules, make_head_update(config, model, steps))
     actions = periodic_actions(config, model, steps)
-    predict = make_predict(model, max(config.eval.top_k, config.eval.predict_k))
+    predict_k = max(config.eval.top_k, config.eval.predict_k)
+    predict = make_predict(model, predict_k)
     if mesh is not None:
         train_step = shard_train_step(train_step, mesh, shardings)
         predict = shard_predict(predict, mesh, shardings)
+
+    def predictor(state):
+        """The prediction function for the parameters of `state` (with the kNN memory built from them if on)."""
+        if config.eval.knn.neighbors == 0:
+            return predict
+        memory = knn.build_memory(model, variables(state), train_batcher, config.eval.batch_size)
+        return knn.make_knn_predict(model, predict_k, config.eval.knn, memory)
     inv_ps = inverse_propensity(data.train.labels, config.eval.propensity_a, config.eval.propensity_b)
 
     writer = MetricWriter(outdir)
@@ -157,7 +167,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     checkpointer.save(step, state)
                     last_good = step
                 if evaluate_now:
-                    scores = evaluate(predict, variables(state), test_batcher, config.eval.batch_size,
+                    scores = evaluate(predictor(state), variables(state), test_batcher, config.eval.batch_size,
                                       config.eval.top_k, inv_ps)
                     writer.write(step, {f"eval/{k}": v for k, v in scores.items()})
                 interval_t0, interval_steps = time.perf_counter(), 0
@@ -172,7 +182,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     t_eval = time.perf_counter()
     predictions_path = os.path.join(outdir, "predictions.txt") if config.eval.write_predictions else None
-    test_metrics = evaluate(predict, variables(state), test_batcher, config.eval.batch_size, config.eval.top_k,
+    test_metrics = evaluate(predictor(state), variables(state), test_batcher, config.eval.batch_size, config.eval.top_k,
                             inv_ps, predictions_path)
     test_metrics.update(head_metrics(config, model, variables(state), test_batcher))  # e.g. candidate recall
     eval_seconds = time.perf_counter() - t_eval

@@ -1,0 +1,140 @@
+"""kNN-mixed prediction (xcs.train.knn) equals the dense computation: full softmax plus a [B, L] vote matrix."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from xcs.data.batching import Batcher
+from xcs.data.dataset import Split
+from xcs.data.sparse import CSR
+from xcs.losses import get_loss
+from xcs.models import XMCModel, build_model
+from xcs.train import knn
+from xcs.train.loop import train_and_evaluate
+
+D_IN, L = 12, 40
+
+
+def _labels(rng, n, max_per_row, num_labels):
+    lengths = rng.integers(0, max_per_row + 1, size=n)  # some points without labels
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    indices = np.concatenate([rng.choice(num_labels, size=m, replace=False) for m in lengths]).astype(np.int32)
+    return CSR(indptr, indices, np.ones(len(indices), np.float32), num_labels)
+
+
+def _model(head: str, intermediate: int = 0):
+    config = default.get_config()
+    config.model.encoder.name = "dense"
+    config.model.encoder.width = 16
+    config.model.head.name = head
+    config.model.head.intermediate = intermediate
+    config.model.head.label_chunk = 16
+    config.sparsity.fan_in = 4
+    model = build_model(config, D_IN, L)
+    example = {"x": jnp.zeros((2, D_IN)), "label_idx": jnp.zeros((2, 3), jnp.int32),
+               "label_mask": jnp.ones((2, 3), bool)}
+    variables = model.init({"params": jax.random.PRNGKey(1), "dropout": jax.random.PRNGKey(2)}, example,
+                           get_loss("softmax"), False, method=XMCModel.loss)
+    return model, variables
+
+
+def _all_logits(module, h):
+    head = module.head
+    if hasattr(head, "inner"):  # the intermediate layer
+        return head.inner.logits(head._hidden(h))
+    return head.logits(h)
+
+
+def _naive(model, variables, x, memory_x, memory_labels: CSR, k_nn, temperature, weight, k):
+    """Dense reference: softmax over all L logits + every label's summed neighbour vote, then top-k."""
+    h = np.asarray(model.apply(variables, {"x": x}, False), np.float64)
+    logits = np.asarray(model.apply(variables, jnp.asarray(h, jnp.float32), method=_all_logits))
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    mem = np.asarray(model.apply(variables, {"x": memory_x}, False), np.float64)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    sims = unit(h) @ unit(mem).T
+    votes = np.zeros_like(p)
+    for b in range(len(x)):
+        nearest = np.argsort(-sims[b], kind="stable")[:k_nn]
+        w = np.exp((sims[b, nearest] - sims[b, nearest].max()) / temperature)
+        w /= w.sum()
+        for j, row in zip(w, nearest):
+            labels, _ = memory_labels.row(row)
+            for label in labels:
+                votes[b, label] += j / len(labels)
+    fused = (1 - weight) * p + weight * votes
+    ids = np.argsort(-fused, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(fused, ids, 1), ids
+
+
+@pytest.mark.parametrize("head,intermediate,k_nn,n_memory,chunk", [
+    ("dense", 0, 5, 57, 16), ("dense", 0, 8, 5, 4), ("sparse", 0, 5, 40, 64), ("dense", 24, 3, 30, 7)])
+def test_knn_prediction_equals_the_dense_mix(head, intermediate, k_nn, n_memory, chunk):
+    rng = np.random.default_rng(k_nn + n_memory)
+    model, variables = _model(head, intermediate)
+    memory_x = rng.normal(size=(n_memory, D_IN)).astype(np.float32)
+    memory_labels = _labels(rng, n_memory, 4, L)
+    batcher = Batcher(Split(labels=memory_labels, dense=memory_x), 0, 0)
+    memory = knn.build_memory(model, variables, batcher, batch_size=8)
+    x = rng.normal(size=(6, D_IN)).astype(np.float32)
+    cfg = default.get_config().eval.knn
+    cfg.neighbors, cfg.temperature, cfg.weight, cfg.memory_chunk = k_nn, 0.1, 0.4, chunk
+    k = 7
+    scores, ids = knn.make_knn_predict(model, k, cfg, memory)(variables, {"x": jnp.asarray(x)})
+    ref_scores, ref_ids = _naive(model, variables, x, memory_x, memory_labels, min(k_nn, n_memory), 0.1, 0.4, k)
+    np.testing.assert_allclose(np.asarray(scores), ref_scores, rtol=2e-5, atol=1e-7)
+    # Ids agree wherever the reference's scores are not tied with a neighbour's.
+    gaps = np.diff(ref_scores, axis=1)
+    distinct = np.ones_like(ref_ids, bool)
+    distinct[:, 1:] &= np.abs(gaps) > 1e-6
+    distinct[:, :-1] &= np.abs(gaps) > 1e-6
+    np.testing.assert_array_equal(np.asarray(ids)[distinct], ref_ids[distinct])
+
+
+def test_weight_zero_is_the_head_alone():
+    rng = np.random.default_rng(0)
+    model, variables = _model("dense")
+    memory_x = rng.normal(size=(20, D_IN)).astype(np.float32)
+    memory = knn.build_memory(model, variables, Batcher(Split(labels=_labels(rng, 20, 3, L), dense=memory_x), 0, 0), 8)
+    cfg = default.get_config().eval.knn
+    cfg.neighbors, cfg.weight = 4, 0.0
+    batch = {"x": jnp.asarray(rng.normal(size=(5, D_IN)), jnp.float32)}
+    _, ids = knn.make_knn_predict(model, 5, cfg, memory)(variables, batch)
+    _, head_ids = model.apply(variables, batch, 5, method=XMCModel.topk)
+    np.testing.assert_array_equal(np.asarray(ids), np.asarray(head_ids))
+
+
+def test_votes_of_a_shared_label_add_up():
+    # Two neighbours, similarities equal: weights 1/2 each; label 3 is in both rows (alone in row 0).
+    memory = knn.Memory(jnp.eye(2), jnp.asarray([[3, 0], [3, 5]], jnp.int32), jnp.asarray([[True, False],
+                                                                                          [True, True]]))
+    ids, votes = knn.neighbour_votes(jnp.asarray([[0.5, 0.5]]), jnp.asarray([[0, 1]]), memory, temperature=0.1)
+    total = {}
+    for i, v in zip(np.asarray(ids)[0], np.asarray(votes)[0]):
+        if i >= 0:
+            total[int(i)] = total.get(int(i), 0.0) + float(v)
+    assert total == pytest.approx({3: 0.75, 5: 0.25})
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("eval.knn.neighbors", -1, "config.eval.knn.neighbors=-1"),
+    ("eval.knn.weight", 1.5, "config.eval.knn.weight=1.5"),
+    ("eval.knn.temperature", 0.0, "config.eval.knn.temperature=0.0"),
+    ("loss.name", "bce", "config.loss.name='bce'"),
+    ("model.head.name", "lsh", "config.model.head.name='lsh'"),
+    ("mesh.shape", (1, 2), "config.mesh.shape=(1, 2)")])
+def test_unusable_knn_settings_are_refused_with_the_key(key, value, message, tmp_path):
+    config = default.get_config()
+    config.eval.knn.neighbors = 4
+    section, name = key.rsplit(".", 1)
+    parent = config
+    for part in section.split("."):
+        parent = parent[part]
+    parent[name] = value
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        knn.check_config(config)
+    with pytest.raises(ValueError, match="config.eval.knn"):  # before any data is read
+        train_and_evaluate(config, str(tmp_path))

@@ -1,0 +1,156 @@
+"""Prediction with a kNN memory: the head's softmax mixed with the labels of the nearest training points.
+
+    score(l | x) = (1 - λ) · softmax(head(h(x)))_l + λ · Σ_{j ∈ N_K(x)} w_j · y_jl / |y_j|
+
+N_K(x) are the K training points whose embeddings h (the encoder's output, L2-normalised) have the
+largest cosine similarity with h(x), and w = softmax(similarity / T) over them (the interpolation of
+kNN-LM, Khandelwal et al. 2020, with the neighbour label vote of XMC kNN baselines). A label seen a
+few times in training is weak in the head but is found again through its own training points, which
+is why the mix raises the propensity-scored metrics most. Switched on by config.eval.knn.neighbors > 0.
+
+The memory (all training points' embeddings, [N, d] float32, and their padded labels) is rebuilt from
+the current parameters at each evaluation; neighbours are searched in chunks of the memory
+(xcs.models.topk.chunked_topk), so no [B, N] similarity matrix is held. The top-k is exact: a label
+that is neither in the head's top-k nor among the neighbours' labels scores (1 - λ)·p_l, which is no
+more than each of the head's top-k labels scores, so ranking that union suffices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from xcs.data.batching import Batcher, eval_batches, pad_rows
+from xcs.models import XMCModel
+from xcs.models.topk import chunked_topk
+
+# Heads that can give exact softmax probabilities (topk_log_partition, label_logits; xcs.models.heads).
+HEADS = ("dense", "sparse")
+
+
+@flax.struct.dataclass
+class Memory:
+    embeddings: jax.Array  # [N, d] float32, rows of unit norm
+    label_idx: jax.Array  # [N, Y] int32 labels of each training point, padded
+    label_mask: jax.Array  # [N, Y] bool
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Refuses, naming the key, a kNN setting that prediction could not honour."""
+    knn = config.eval.knn
+    if knn.neighbors == 0:
+        return
+    if knn.neighbors < 0:
+        raise ValueError(f"config.eval.knn.neighbors={knn.neighbors}: expected 0 (off) or a positive count")
+    if not 0.0 <= knn.weight <= 1.0:
+        raise ValueError(f"config.eval.knn.weight={knn.weight}: expected a mixing weight in [0, 1]")
+    if knn.temperature <= 0:
+        raise ValueError(f"config.eval.knn.temperature={knn.temperature}: expected > 0")
+    if knn.memory_chunk <= 0:
+        raise ValueError(f"config.eval.knn.memory_chunk={knn.memory_chunk}: expected > 0")
+    if config.loss.name != "softmax":
+        raise ValueError(f"config.eval.knn.neighbors={knn.neighbors} mixes the head's softmax probabilities; "
+                         f"config.loss.name={config.loss.name!r} does not train them (use 'softmax' or neighbors=0)")
+    if config.model.head.name not in HEADS:
+        raise ValueError(f"config.eval.knn.neighbors={knn.neighbors} with config.model.head.name="
+                         f"{config.model.head.name!r}: the kNN mix needs exact probabilities, which only the "
+                         f"{' and '.join(HEADS)} heads give")
+    if tuple(config.mesh.shape) != (1, 1):
+        raise ValueError(f"config.eval.knn.neighbors={knn.neighbors} with config.mesh.shape="
+                         f"{tuple(config.mesh.shape)}: the kNN memory is not sharded; predict on one device "
+                         "(mesh.shape=(1, 1))")
+
+
+def _unit_rows(h: jax.Array) -> jax.Array:
+    return h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
+
+
+def build_memory(model: XMCModel, variables: Any, batcher: Batcher, batch_size: int) -> Memory:
+    """The normalised embeddings and the labels of every point of `batcher`'s split (the training split)."""
+    embed = jax.jit(lambda v, b: _unit_rows(model.apply(v, b, False)))
+    parts = [embed(variables, batch)[:valid] for batch, valid in eval_batches(batcher, batch_size)]
+    labels = batcher.split.labels
+    idx, _, mask = pad_rows(labels, np.arange(labels.num_rows), batcher.label_width)
+    return Memory(jnp.concatenate(parts), jnp.asarray(idx, jnp.int32), jnp.asarray(mask, bool))
+
+
+def neighbours(query: jax.Array, memory: jax.Array, k: int, chunk: int) -> tuple[jax.Array, jax.Array]:
+    """Cosine similarities [B, k] and row ids [B, k] (−1 past N) of each unit query's k nearest memory rows."""
+
+    def score_chunk(start, size):
+        return query @ jax.lax.dynamic_slice_in_dim(memory, start, size, axis=0).T
+
+    return chunked_topk(score_chunk, query.shape[0], memory.shape[0], chunk, k)
+
+
+def neighbour_votes(similarity: jax.Array, rows: jax.Array, memory: Memory, temperature: float,
+                    ) -> tuple[jax.Array, jax.Array]:
+    """Label ids [B, K·Y] (−1 = none) and their votes: softmax(similarity / T)_j / |y_j| per label of row j.
+
+    A label that several neighbours share appears once per neighbour; fused_topk sums them.
+    """
+    found = rows >= 0
+    weights = jax.nn.softmax(jnp.where(found, similarity / temperature, -jnp.inf), axis=1)
+    rows = jnp.maximum(rows, 0)
+    mask = memory.label_mask[rows] & found[..., None]  # [B, K, Y]
+    count = jnp.maximum(mask.sum(-1, keepdims=True), 1)
+    votes = jnp.where(mask, weights[..., None] / count, 0.0)
+    ids = jnp.where(mask, memory.label_idx[rows], -1)
+    batch = rows.shape[0]
+    return ids.reshape(batch, -1), votes.reshape(batch, -1)
+
+
+def fused_topk(head_ids: jax.Array, log_partition: jax.Array, label_logits: Callable[[jax.Array], jax.Array],
+               vote_ids: jax.Array, votes: jax.Array, weight: float, k: int) -> tuple[jax.Array, jax.Array]:
+    """Top-k (scores, ids) of (1 − weight)·softmax + weight·(summed votes) over head_ids ∪ vote_ids.
+
+    `label_logits(ids [B, M]) -> [B, M]` gives the head's logits of any labels; `log_partition` [B] is
+    the log-sum-exp over all labels. Ids −1 are empty slots; with fewer than k candidates the tail is −1.
+    """
+    ids = jnp.concatenate([head_ids, vote_ids], axis=1)
+    v = jnp.concatenate([jnp.zeros(head_ids.shape, votes.dtype), votes], axis=1)
+    order = jnp.argsort(ids, axis=1)
+    ids, v = jnp.take_along_axis(ids, order, axis=1), jnp.take_along_axis(v, order, axis=1)
+    # Equal ids are now adjacent: each run's total vote is read at its last entry, from the running
+    # sum minus the running sum at the previous run's end (votes are >= 0, so that is a running max).
+    last = jnp.concatenate([ids[:, :-1] != ids[:, 1:], jnp.ones((ids.shape[0], 1), bool)], axis=1)
+    running = jnp.cumsum(v, axis=1)
+    ends = jax.lax.cummax(jnp.where(last, running, 0.0), axis=1)
+    before = jnp.concatenate([jnp.zeros((ids.shape[0], 1), v.dtype), ends[:, :-1]], axis=1)
+    vote = running - before
+    probability = jnp.exp(label_logits(jnp.maximum(ids, 0)) - log_partition[:, None])
+    score = jnp.where(last & (ids >= 0), (1.0 - weight) * probability + weight * vote, -jnp.inf)
+    top, pos = jax.lax.top_k(score, min(k, score.shape[1]))
+    top_ids = jnp.where(jnp.isfinite(top), jnp.take_along_axis(ids, pos, axis=1), -1)
+    if top.shape[1] < k:
+        top = jnp.pad(top, ((0, 0), (0, k - top.shape[1])), constant_values=-jnp.inf)
+        top_ids = jnp.pad(top_ids, ((0, 0), (0, k - top_ids.shape[1])), constant_values=-1)
+    return top, top_ids
+
+
+def make_knn_predict(model: XMCModel, k: int, knn: ml_collections.ConfigDict, memory: Memory,
+                     ) -> Callable[[Any, dict], tuple[jax.Array, jax.Array]]:
+    """`(variables, batch) -> (scores [B, k], ids [B, k])` of the kNN-mixed prediction, like make_predict's."""
+
+    def head_topk(module, h):
+        return module.head.topk_log_partition(h, k)
+
+    def head_logits(module, h, ids):
+        return module.head.label_logits(h, ids)
+
+    @jax.jit
+    def predict(variables, batch, memory):
+        h = model.apply(variables, batch, False)
+        similarity, rows = neighbours(_unit_rows(h), memory.embeddings, knn.neighbors, knn.memory_chunk)
+        vote_ids, votes = neighbour_votes(similarity, rows, memory, knn.temperature)
+        _, head_ids, log_partition = model.apply(variables, h, method=head_topk)
+        return fused_topk(head_ids, log_partition, lambda ids: model.apply(variables, h, ids, method=head_logits),
+                          vote_ids, votes, knn.weight, k)
+
+    return lambda variables, batch: predict(variables, batch, memory)
