@@ -138,3 +138,27 @@ def test_unusable_knn_settings_are_refused_with_the_key(key, value, message, tmp
         knn.check_config(config)
     with pytest.raises(ValueError, match="config.eval.knn"):  # before any data is read
         train_and_evaluate(config, str(tmp_path))
+
+
+def test_knn_weights_script_weight_zero_reproduces_the_run(tmp_path):
+    """experiments.knn_weights on a finished smoke run: its weight-0 row is the run's own test metrics."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    workdir = tmp_path / "run"
+    train = subprocess.run([sys.executable, "launch.py", "--config=configs/xmc.py:smoke", f"--workdir={workdir}"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    out = tmp_path / "knn.json"
+    run = subprocess.run([sys.executable, "-m", "experiments.knn_weights", f"--workdir={workdir}", "--weights=0,0.5",
+                          "--neighbors=3", f"--out={out}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    results = json.loads((workdir / "results.json").read_text())["test"]
+    assert [r["weight"] for r in rows] == [0.0, 0.5]
+    for key in ("P@1", "P@5", "PSP@5"):
+        assert rows[0][key] == round(results[key], 2)
+    assert rows[1]["P@1"] != rows[0]["P@1"] or rows[1]["PSP@5"] != rows[0]["PSP@5"]  # the mix changes something

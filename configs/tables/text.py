@@ -25,6 +25,7 @@ from xcs.config import parse_arg
 
 VARIANTS = {"data": "", "encoder": "tfidf", "smoke": False}
 ROWS = ("tfidf", "minilm", "minilm+tfidf")
+KNN = (0, 10)  # each encoder with the head alone and mixed with its 10 nearest training points (config.eval.knn)
 
 
 def _variant(arg: str | None) -> ml_collections.ConfigDict:
@@ -44,10 +45,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 
 def sweep(add, arg: str | None = None) -> None:
-    """One run per encoder (seed 0)."""
+    """One run per encoder and kNN setting (seed 0); the kNN runs evaluate the same trained model as the others."""
     v = _variant(arg)
     for encoder in ROWS:
-        add(arg=_arg(v, encoder))
+        for neighbors in KNN:
+            add(arg=_arg(v, encoder), **{"eval.knn.neighbors": neighbors})
 
 
 peers = baselines.peers  # napkinXC PLT and omikuji on the same data
@@ -65,7 +67,9 @@ def _row(config: dict[str, Any]) -> str:
     layers = config["data"].get("text", {}).get("layers", "last")
     if inputs.startswith("embedding") and layers != "last":
         what += f" (layers {layers})"
-    return f"xcs {what} d={enc['width']} + {head['name']} head"
+    neighbors = config["eval"].get("knn", {}).get("neighbors", 0)
+    knn = f" + kNN (K={neighbors}, weight {config['eval']['knn']['weight']})" if neighbors else ""
+    return f"xcs {what} d={enc['width']} + {head['name']} head{knn}"
 
 
 def table(arg: str | None = None) -> dict[str, Any]:
