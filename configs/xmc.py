@@ -11,6 +11,8 @@ Variants (`--config=configs/xmc.py:data=NAME,smoke`):
                         on the tokens, own optimizer: config.train.optimizer.encoder). The text encoders
                         read $XCS_DATA_DIR/NAME/{train,test}_texts.txt (or trn_X.txt/tst_X.txt), one text
                         per point; synthetic data makes its texts from the words of its features.
+                        minilm and minilm+tfidf predict with the kNN mix (config.eval.knn.neighbors=10;
+                        =0 for the head alone).
   smoke                 a run that takes seconds (tests run it end to end)
 """
 
@@ -92,6 +94,8 @@ def _minilm_tfidf(config: ml_collections.ConfigDict) -> None:
     """The frozen embedding projected and summed with the tf-idf embedding bag (xcs.models.combined)."""
     config.data.text.inputs = "embedding+sparse"
     config.model.encoder.name = "dense_bag"
+    # kNN mix at prediction, as for minilm: held-out split 56.58 / 51.61 against the head alone's 55.56 / 48.40.
+    config.eval.knn.neighbors = 10
 
 
 def _minilm_e2e(config: ml_collections.ConfigDict) -> None:

@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
+from configs import default
 from experiments.benchmarks.common import write_report
 from xcs.data.batching import Batcher
 from xcs.data.dataset import load_dataset
@@ -41,9 +42,14 @@ flags.DEFINE_string("out", None, "JSON output path")
 
 
 def restore_run(workdir: str):
-    """(config, data, model, variables) of the latest checkpoint in `workdir`."""
+    """(config, data, model, variables) of the latest checkpoint in `workdir`.
+
+    The run's config.json is laid over configs/default.py's config, so a key added since the run was
+    made takes its default (which keeps the older behaviour).
+    """
+    config = default.get_config()
     with open(os.path.join(workdir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+        config.update(json.load(f))
     data = load_dataset(config.data, config.seed)
     model = build_model(config, data.num_features, data.num_labels, data=data, workdir=workdir)
     tx, _ = make_optimizer(config, 1)

@@ -108,3 +108,14 @@ def test_unknown_table_key_is_refused(runs_dir, tmp_path):
     (tmp_path / "tables.py").write_text("def table(arg=None):\n    return dict(colums=['P@1'])\n")
     with pytest.raises(KeyError, match="colums"):
         report(str(runs_dir), str(tmp_path / "out"))
+
+
+def test_a_run_that_only_evaluated_shows_no_training_time():
+    from xcs.report.runs import metric
+
+    trained = {"test": {"P@1": 50.0}, "train_seconds": 120.0, "seconds_per_epoch": 60.0, "steps": 10,
+               "resumed_from_step": 0}
+    evaluated = dict(trained, train_seconds=0.0, seconds_per_epoch=0.0, resumed_from_step=10)
+    assert metric(trained, "train_seconds") == 120.0 and metric(trained, "seconds_per_epoch") == 60.0
+    assert metric(evaluated, "train_seconds") is None and metric(evaluated, "seconds_per_epoch") is None
+    assert metric(evaluated, "P@1") == 50.0

@@ -14,6 +14,7 @@ from xcs.config import CONSOLE_ONLY_KEYS, flatten
 # Keys that never make two runs different experiments: the seed (aggregated over) and console output.
 IGNORED = ("seed", *CONSOLE_ONLY_KEYS)
 MISSING = "—"
+TRAINING_TIME_KEYS = ("train_seconds", "seconds_per_epoch")
 
 
 @dataclasses.dataclass
@@ -39,6 +40,8 @@ def lookup(tree: dict[str, Any], path: str) -> Any:
 
 def metric(results: dict[str, Any], key: str) -> float | None:
     """A column's value: a test metric (`P@1`) or a dotted path into results.json (`peak_rss_mb`)."""
+    if key in TRAINING_TIME_KEYS and results.get("resumed_from_step", 0) >= results.get("steps", 1):
+        return None  # it only evaluated a model trained before (its checkpoints copied in): no training time
     test = results.get("test", {})
     value = test[key] if key in test else lookup(results, key)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
