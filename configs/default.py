@@ -51,6 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
             layers="last",
             embed_batch_size=256,  # texts per encoder call when computing the frozen embeddings
             length_buckets=3,  # tokens: a batch is max_len, max_len/2, ... wide (this many widths), the least that fits
+            group_by_length=0,  # tokens: training batches per group sorted by text length (narrower batches); 0 = off
         )
     )
     config.data.synthetic = ml_collections.ConfigDict(

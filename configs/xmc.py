@@ -108,6 +108,10 @@ def _minilm_e2e(config: ml_collections.ConfigDict) -> None:
     # 64 x 64 tokens is 1/8 of the tokens per step. 64 tokens truncate 0.5 % of the wordnet_hypernyms texts.
     config.train.batch_size = 64
     config.data.text.max_len = 64
+    # Batches of texts of similar length (groups of 50 batches sorted by length; widths 64/32/16/8): a random
+    # batch of wordnet glosses almost always holds one text over 32 tokens, so every batch was 64 wide.
+    config.data.text.group_by_length = 50
+    config.data.text.length_buckets = 4
 
 
 TEXT_ENCODERS = {"minilm": _minilm_frozen, "minilm+tfidf": _minilm_tfidf, "minilm_e2e": _minilm_e2e}

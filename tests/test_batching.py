@@ -56,3 +56,45 @@ def test_eval_batches_cover_every_point_once():
     batcher = Batcher(split, 0, 0)
     seen = sum(valid for _, valid in eval_batches(batcher, 16))
     assert seen == split.num_points
+
+
+def _token_split(n=203, seed=1):
+    from xcs.data.texts import Tokens
+
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(2, 65, size=n).astype(np.int32)
+    ids = np.where(np.arange(64)[None, :] < lengths[:, None], 7, 0).astype(np.int32)
+    split = make_split(n, seed)
+    return Split(labels=split.labels, features=split.features, tokens=Tokens(ids, lengths))
+
+
+def test_grouped_epoch_holds_the_same_points_in_length_sorted_groups():
+    split = _token_split()
+    batcher = Batcher(split, 0, 0, token_buckets=4)
+    plain, grouped = EpochIterator(batcher, 8, seed=5), EpochIterator(batcher, 8, seed=5, group_by_length=5)
+    steps = plain.steps_per_epoch  # 25 batches: groups of 5 batches
+    for epoch in range(2):
+        rows_plain = [plain.rows_for_step(epoch * steps + s) for s in range(steps)]
+        rows_grouped = [grouped.rows_for_step(epoch * steps + s) for s in range(steps)]
+        for g in range(0, steps, 5):
+            group_plain = np.concatenate(rows_plain[g:g + 5])
+            group = rows_grouped[g:g + 5]
+            # the same points as the plain epoch's group, each once
+            assert sorted(np.concatenate(group).tolist()) == sorted(group_plain.tolist())
+            # batches are runs of the group sorted by length: their length ranges do not interleave
+            spans = sorted((split.tokens.lengths[b].min(), split.tokens.lengths[b].max()) for b in group)
+            assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(spans, spans[1:]))
+    width = lambda it: np.mean([it.batcher(it.rows_for_step(s))["token_ids"].shape[1] for s in range(steps)])  # noqa: E731
+    assert width(grouped) < width(plain)  # the point of grouping: narrower batches
+
+
+def test_grouped_iterator_restarts_at_any_step_and_ignores_inputs_without_tokens():
+    batcher = Batcher(_token_split(), 0, 0)
+    full = [EpochIterator(batcher, 8, seed=3, group_by_length=4).rows_for_step(s) for s in range(60)]
+    resumed = EpochIterator(batcher, 8, seed=3, group_by_length=4)
+    for s in range(37, 60):
+        np.testing.assert_array_equal(resumed.rows_for_step(s), full[s])
+    no_tokens = Batcher(make_split(), 0, 0)
+    a, b = EpochIterator(no_tokens, 8, seed=3), EpochIterator(no_tokens, 8, seed=3, group_by_length=4)
+    for s in range(12):
+        np.testing.assert_array_equal(a.rows_for_step(s), b.rows_for_step(s))

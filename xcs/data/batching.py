@@ -125,14 +125,23 @@ class EpochIterator:
     Each epoch is a fresh permutation drawn from (seed, epoch). An epoch has N // B steps (the
     remainder of a permutation is skipped; the next epoch reshuffles, so every point is seen).
     Restarting at step s therefore yields exactly the batches an uninterrupted run would.
+
+    With `group_by_length` = G > 1 and token inputs, each run of G batches of the permutation is
+    sorted by text length, cut into batches and those G batches shuffled: a batch holds texts of
+    similar length, so it is padded to a narrower width (token_width), while the points still reach
+    the model in a random order at the scale of G batches (the "megabatch" grouping of length-
+    grouped samplers).
     """
 
-    def __init__(self, batcher: Batcher, batch_size: int, seed: int):
+    def __init__(self, batcher: Batcher, batch_size: int, seed: int, group_by_length: int = 0):
         self.batcher = batcher
         self.batch_size = batch_size
         self.seed = seed
         self.num_points = batcher.split.num_points
         self.steps_per_epoch = max(1, self.num_points // batch_size)
+        tokens = batcher.split.tokens
+        self.lengths = tokens.lengths if tokens is not None and group_by_length > 1 else None
+        self.group_by_length = group_by_length
         self._epoch, self._perm = -1, np.empty(0, dtype=np.int64)
 
     def rows_for_step(self, step: int) -> np.ndarray:
@@ -141,8 +150,22 @@ class EpochIterator:
             rng = np.random.default_rng([self.seed, epoch])
             perm = rng.permutation(self.num_points)
             # A data set smaller than one batch is cycled to fill it.
-            self._epoch, self._perm = epoch, np.resize(perm, max(len(perm), self.batch_size))
+            perm = np.resize(perm, max(len(perm), self.batch_size))
+            if self.lengths is not None:
+                perm = self._group_by_length(perm, rng)
+            self._epoch, self._perm = epoch, perm
         return self._perm[pos * self.batch_size : (pos + 1) * self.batch_size]
+
+    def _group_by_length(self, perm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        used = self.steps_per_epoch * self.batch_size  # the epoch's batches; the rest is never read
+        group = self.group_by_length * self.batch_size
+        parts = []
+        for start in range(0, used, group):
+            rows = perm[start : min(start + group, used)]
+            rows = rows[np.argsort(self.lengths[rows], kind="stable")]
+            batches = rows.reshape(-1, self.batch_size)
+            parts.append(batches[rng.permutation(len(batches))].reshape(-1))
+        return np.concatenate(parts + [perm[used:]])
 
     def iterate(self, start_step: int, end_step: int) -> Iterator[dict[str, np.ndarray]]:
         for step in range(start_step, end_step):

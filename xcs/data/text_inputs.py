@@ -43,6 +43,8 @@ def check_config(text: ml_collections.ConfigDict) -> None:
     if text.length_buckets < 1:
         raise ValueError(f"config.data.text.length_buckets={text.length_buckets}: must be >= 1 (1 = every batch "
                          "max_len wide)")
+    if text.group_by_length < 0:
+        raise ValueError(f"config.data.text.group_by_length={text.group_by_length}: must be >= 0 (0 = off)")
     embedding_layers(text)
     if text.embed_batch_size < 1:
         raise ValueError(f"config.data.text.embed_batch_size={text.embed_batch_size}: must be >= 1")

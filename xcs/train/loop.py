@@ -87,7 +87,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     buckets = config.data.text.length_buckets  # widths of token batches (texts read end to end)
     train_batcher = Batcher(data.train, config.data.max_features, config.data.max_labels, buckets)
     test_batcher = Batcher(data.test, config.data.max_features, 0, buckets)
-    iterator = EpochIterator(train_batcher, config.train.batch_size, config.seed)
+    iterator = EpochIterator(train_batcher, config.train.batch_size, config.seed, config.data.text.group_by_length)
     steps = total_steps(config, iterator.steps_per_epoch)
     truncation = {"train": train_batcher.truncation_report(), "test": test_batcher.truncation_report()}
     logging.info("data %s: %s", data.name, data.stats())
