@@ -85,8 +85,9 @@ def _minilm_frozen(config: ml_collections.ConfigDict) -> None:
     config.train.epochs = 12.0
     # Prediction mixes the head with the labels of the 10 nearest training points (xcs.train.knn): on the
     # held-out split 54.78 / 48.00 against the head alone's 52.63 / 44.03 (grid K 10/30/100, T 0.02/0.05/0.1,
-    # weight 0.2..1: K 10, T 0.05, weight 0.5 best). Not the tf-idf default: on three synthetic shapes it
-    # lowered PSP@5 at every weight (README, "kNN at prediction").
+    # weight 0.2/0.35/0.5: K 10, T 0.05, weight 0.5 best on both; experiments/results/knn/minilm_val_grid.json).
+    # Not the tf-idf default: on three synthetic shapes it
+    # lowered PSP@5 at every weight from 0.2 on (README, "kNN at prediction").
     config.eval.knn.neighbors = 10
 
 
