@@ -34,21 +34,23 @@ def _dense(weight, indices, d):
 def test_fanin_forward_and_both_gradients_equal_dense_masked_matmul(matmul, num_labels, chunk):
     d, k, b = 12, 5, 6
     key = jax.random.PRNGKey(num_labels)
-    kh, kw, ki, kr = jax.random.split(key, 4)
+    kh, kw, kb, ki, kr = jax.random.split(key, 5)
     h = jax.random.normal(kh, (b, d))
     w = jax.random.normal(kw, (num_labels, k))
+    bias = jax.random.normal(kb, (num_labels,))
     idx = fanin.sample_indices(ki, num_labels, d, k, chunk)
     probe = jax.random.normal(kr, (b, num_labels))  # a random linear functional of the logits
 
-    def sparse(h, w):
-        return matmul(h, w, idx, chunk)
+    def sparse(h, w, bias):
+        return matmul(h, w, bias, idx, chunk)
 
-    def reference(h, w):
-        return h @ _dense(w, idx, d).T
+    def reference(h, w, bias):
+        return h @ _dense(w, idx, d).T + bias
 
-    np.testing.assert_allclose(jax.jit(sparse)(h, w), reference(h, w), rtol=1e-5, atol=1e-5)
-    got = jax.jit(jax.grad(lambda h, w: (sparse(h, w) * probe).sum(), (0, 1)))(h, w)
-    want = jax.grad(lambda h, w: (reference(h, w) * probe).sum(), (0, 1))(h, w)
+    np.testing.assert_allclose(jax.jit(sparse)(h, w, bias), reference(h, w, bias), rtol=1e-5, atol=1e-5)
+    got = jax.jit(jax.grad(lambda *a: (sparse(*a) * probe).sum(), (0, 1, 2)))(h, w, bias)
+    want = jax.grad(lambda *a: (reference(*a) * probe).sum(), (0, 1, 2))(h, w, bias)
+    assert len(got) == 3
     for a, e in zip(got, want):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
 

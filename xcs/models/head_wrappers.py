@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from xcs.bias import WideDense
 from xcs.losses import LossFn, binary_cross_entropy
 
 ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "none": lambda x: x}
@@ -27,7 +28,7 @@ class Intermediate(nn.Module):
     inner: nn.Module
 
     def setup(self):
-        self.dense = nn.Dense(self.width)
+        self.dense = WideDense(self.width)
 
     def _hidden(self, h: jax.Array) -> jax.Array:
         return ACTIVATIONS[self.activation](self.dense(h))
@@ -68,7 +69,7 @@ class AuxObjective(nn.Module):
     alpha: float  # initial alpha
 
     def setup(self):
-        self.classifier = nn.Dense(self.num_clusters)
+        self.classifier = WideDense(self.num_clusters)
         self.alpha_now = self.variable(AUX_COLLECTION, "alpha", lambda: jnp.asarray(self.alpha, jnp.float32))
         self.cluster_of = self.variable(AUX_COLLECTION, "label_cluster",
                                         lambda: jnp.asarray(self.label_cluster, jnp.int32))

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 from jax.sharding import Mesh
 
+from xcs.bias import add_bias
 from xcs.losses import LossFn
 from xcs.models.topk import chunked_topk
 from xcs.parallel import mesh as mesh_lib
@@ -44,7 +45,7 @@ class DenseHead(nn.Module):
 
     def logits(self, h: jax.Array) -> jax.Array:
         out = h @ self.kernel
-        return out if self.bias is None else out + self.bias
+        return out if self.bias is None else add_bias(out, self.bias)
 
     def loss(self, h: jax.Array, label_idx: jax.Array, label_mask: jax.Array, loss_fn: LossFn) -> jax.Array:
         if self.mesh is not None:

@@ -60,8 +60,9 @@ class FanInHead(nn.Module):
 
     def logits(self, h: jax.Array) -> jax.Array:
         matmul = fanin_matmul if self.kernel == "block" else fanin_matmul_gather
-        out = matmul(h, self.weight, self.indices.value, self._chunk(h.shape[0]))
-        return out if self.bias is None else out + self.bias
+        # The kernels add the bias per chunk (one pass less over [B, L]); no bias is a zero one.
+        bias = jnp.zeros((self.num_labels,), self.weight.dtype) if self.bias is None else self.bias
+        return matmul(h, self.weight, bias, self.indices.value, self._chunk(h.shape[0]))
 
     def loss(self, h: jax.Array, label_idx: jax.Array, label_mask: jax.Array, loss_fn: LossFn) -> jax.Array:
         if not self.is_initializing():
