@@ -35,3 +35,13 @@ def test_heads_benchmark_fanin_block_size_suffix(monkeypatch):
     assert seen and set(seen) == {0.25}
     # 300 labels x 8 fan-in x (weight + Adam m, v) + bias x 3, float32, + Adam's int32 step count
     assert row["state_mb"] * 2**20 == 3 * (300 * 8 + 300) * 4 + 4
+
+
+def test_bias_grad_benchmark_quick(tmp_path):
+    out = tmp_path / "bias.json"
+    run = subprocess.run([sys.executable, "-m", "experiments.benchmarks.bias_grad", "--quick", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["batch"], r["width"]) for r in rows] == [(64, 1000), (64, 5000)]
+    assert all(r["sum0_ms"] > 0 and r["matvec_ms"] > 0 for r in rows)
