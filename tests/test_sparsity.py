@@ -63,6 +63,86 @@ def test_sampled_indices_are_distinct_per_row_and_cover_inputs():
     assert counts.min() > 0.6 * counts.mean()  # roughly uniform over the inputs
 
 
+@pytest.mark.parametrize("num_labels,chunk", [(37, 8), (5, 5)])
+def test_fanin_logsumexp_and_its_gradients_equal_dense_reference(num_labels, chunk):
+    d, k, b = 12, 5, 6
+    kh, kw, kb, ki, kr = jax.random.split(jax.random.PRNGKey(7 + num_labels), 5)
+    h, w = jax.random.normal(kh, (b, d)), jax.random.normal(kw, (num_labels, k))
+    bias, probe = jax.random.normal(kb, (num_labels,)), jax.random.normal(kr, (b,))
+    idx = fanin.sample_indices(ki, num_labels, d, k, chunk)
+
+    def reference(h, w, bias):
+        return jax.nn.logsumexp(h @ _dense(w, idx, d).T + bias, axis=1)
+
+    got = jax.jit(lambda *a: fanin.fanin_logsumexp(*a, idx, chunk))(h, w, bias)
+    np.testing.assert_allclose(got, reference(h, w, bias), rtol=1e-5, atol=1e-5)
+    grads = jax.jit(jax.grad(lambda *a: fanin.fanin_logsumexp(*a, idx, chunk) @ probe, (0, 1, 2)))(h, w, bias)
+    want = jax.grad(lambda *a: reference(*a) @ probe, (0, 1, 2))(h, w, bias)
+    for a, e in zip(grads, want):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+def _sparse_head_and_variables(num_labels=40, d=16, block_mb=0.0005):
+    config = dst.get_config("smoke,intermediate=0,aux=0")
+    config.sparsity.kernel, config.sparsity.block_mb = "block", block_mb  # several chunks, the last shifted
+    from xcs.models.sparse_head import make_sparse_head
+
+    head = make_sparse_head(config, d, num_labels)
+    h = jax.random.normal(jax.random.PRNGKey(1), (7, d))
+    label_idx, label_mask = jnp.zeros((7, 3), jnp.int32), jnp.ones((7, 3), bool)
+    variables = jax.jit(lambda k: head.init(k, h, label_idx, label_mask, get_loss("softmax"), method="loss"))(
+        jax.random.PRNGKey(2))
+    variables["params"]["bias"] = jax.random.normal(jax.random.PRNGKey(3), (num_labels,))
+    return head, variables, h
+
+
+def test_sparse_head_chunked_softmax_loss_equals_the_full_logits_loss():
+    """The softmax loss of the fan-in head (chunked: log partition + positives, no [B, L] array) and
+    its gradients equal the same loss on the full logits, with padded positives and a point without any."""
+    head, variables, h = _sparse_head_and_variables()
+    rng = np.random.default_rng(0)
+    label_idx = jnp.asarray(rng.integers(0, 40, (7, 3)), jnp.int32)
+    label_mask = jnp.asarray(rng.random((7, 3)) < 0.7).at[0].set(False).at[1].set(True)
+    softmax = get_loss("softmax")
+
+    def loss(params, h, loss_fn):
+        return head.apply({**variables, "params": params}, h, label_idx, label_mask, loss_fn, method="loss")
+
+    def full(logits, label_idx, label_mask):  # not `softmax` itself: takes the [B, L] path
+        return softmax(logits, label_idx, label_mask)
+
+    got = jax.jit(lambda p, h: loss(p, h, softmax))(variables["params"], h)
+    want = jax.jit(lambda p, h: loss(p, h, full))(variables["params"], h)
+    assert float(got[0]) == 0.0
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    g_got = jax.jit(jax.grad(lambda p, h: loss(p, h, softmax).sum(), (0, 1)))(variables["params"], h)
+    g_want = jax.jit(jax.grad(lambda p, h: loss(p, h, full).sum(), (0, 1)))(variables["params"], h)
+    jax.tree.map(lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5), g_got, g_want)
+
+
+def test_sparse_head_chunked_softmax_loss_never_holds_batch_by_labels():
+    head, variables, h = _sparse_head_and_variables(num_labels=97)
+    label_idx, label_mask = jnp.zeros((7, 3), jnp.int32), jnp.ones((7, 3), bool)
+
+    def shapes(loss_fn):
+        fn = jax.grad(lambda p: head.apply({**variables, "params": p}, h, label_idx, label_mask, loss_fn,
+                                           method="loss").sum())
+        return {tuple(v.aval.shape) for v in _all_vars(jax.make_jaxpr(fn)(variables["params"]).jaxpr)}
+
+    assert (7, 97) not in shapes(get_loss("softmax"))
+    assert (7, 97) in shapes(lambda *a: get_loss("softmax")(*a))  # the test can see a [B, L] array
+
+
+def _all_vars(jaxpr):
+    for eqn in jaxpr.eqns:
+        yield from eqn.outvars
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (list, tuple)) else [param]:
+                inner = getattr(sub, "jaxpr", None)
+                if inner is not None:
+                    yield from _all_vars(getattr(inner, "jaxpr", inner))
+
+
 @pytest.mark.parametrize("kernel", ["block", "gather"])
 def test_sparse_head_topk_equals_dense_topk(kernel):
     config = dst.get_config("smoke,intermediate=0,aux=0")

@@ -28,10 +28,17 @@ def softmax_cross_entropy(logits: jax.Array, label_idx: jax.Array, label_mask: j
 
     A point without labels has loss 0.
     """
+    picked = jnp.take_along_axis(logits, label_idx, axis=-1)
+    return softmax_cross_entropy_from_parts(jax.nn.logsumexp(logits, axis=-1), picked, label_mask)
+
+
+def softmax_cross_entropy_from_parts(log_partition: jax.Array, positive: jax.Array, label_mask: jax.Array,
+                                     ) -> jax.Array:
+    """softmax_cross_entropy from the log-sum-exp of all logits [B] and the positives' logits [B, Y]:
+    for a head that computes the two without a [B, L] logits array (the fan-in head's chunked path)."""
     num_pos = label_mask.sum(-1)
-    pos = positive_logits(logits, label_idx, label_mask).sum(-1)
-    lse = jax.nn.logsumexp(logits, axis=-1)
-    return jnp.where(num_pos > 0, lse - pos / jnp.maximum(num_pos, 1), 0.0)
+    pos = jnp.where(label_mask, positive, 0.0).sum(-1)
+    return jnp.where(num_pos > 0, log_partition - pos / jnp.maximum(num_pos, 1), 0.0)
 
 
 def binary_cross_entropy(logits: jax.Array, label_idx: jax.Array, label_mask: jax.Array) -> jax.Array:

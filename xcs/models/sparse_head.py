@@ -13,10 +13,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from xcs.losses import LossFn
+from xcs.losses import LossFn, softmax_cross_entropy, softmax_cross_entropy_from_parts
 from xcs.models.topk import chunked_topk
 from xcs.sparsity.fanin import (
     chunk_scorer,
+    fanin_logsumexp,
     fanin_matmul,
     fanin_matmul_gather,
     kernel_chunk,
@@ -60,17 +61,25 @@ class FanInHead(nn.Module):
 
     def logits(self, h: jax.Array) -> jax.Array:
         matmul = fanin_matmul if self.kernel == "block" else fanin_matmul_gather
-        # The kernels add the bias per chunk (one pass less over [B, L]); no bias is a zero one.
-        bias = jnp.zeros((self.num_labels,), self.weight.dtype) if self.bias is None else self.bias
-        return matmul(h, self.weight, bias, self.indices.value, self._chunk(h.shape[0]))
+        return matmul(h, self.weight, self._bias(), self.indices.value, self._chunk(h.shape[0]))
+
+    def _bias(self) -> jax.Array:
+        """The kernels add the bias per chunk (one pass less over [B, L]); no bias is a zero one."""
+        return jnp.zeros((self.num_labels,), self.weight.dtype) if self.bias is None else self.bias
 
     def loss(self, h: jax.Array, label_idx: jax.Array, label_mask: jax.Array, loss_fn: LossFn) -> jax.Array:
         if not self.is_initializing():
             self.sow(INTERMEDIATES, "inputs", h)
-        logits = self.logits(h)
-        if self.has_variable(PERTURBATIONS, "logits"):
-            logits = logits + self.get_variable(PERTURBATIONS, "logits")
-        return loss_fn(logits, label_idx, label_mask)
+        if self.has_variable(PERTURBATIONS, "logits"):  # RigL's scores need dloss/dlogits: the [B, L] path
+            return loss_fn(self.logits(h) + self.get_variable(PERTURBATIONS, "logits"), label_idx, label_mask)
+        if loss_fn is softmax_cross_entropy and self.kernel == "block":
+            # The chunked path: log partition and positives' logits, never the [B, L] logits or
+            # their gradient (fanin_logsumexp). Equal to the line below, faster and 2 x B x L x 4
+            # bytes smaller.
+            return softmax_cross_entropy_from_parts(
+                fanin_logsumexp(h, self.weight, self._bias(), self.indices.value, self._chunk(h.shape[0])),
+                self.label_logits(h, label_idx), label_mask)
+        return loss_fn(self.logits(h), label_idx, label_mask)
 
     def topk(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
         score_chunk = chunk_scorer(h, self.weight, self.indices.value, self.bias, self.kernel)

@@ -67,6 +67,18 @@ def _forward(h: jax.Array, weight: jax.Array, bias: jax.Array, indices: jax.Arra
     return lax.fori_loop(0, num_chunks(num_labels, chunk), body, out)
 
 
+def _write_weight_and_bias_grads(grad_w: jax.Array, grad_b: jax.Array, g_c: jax.Array, h: jax.Array,
+                                 idx_c: jax.Array, start: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Writes one chunk's weight and bias gradients (from its logits gradient g_c [B, C]) at row start.
+
+    d logits[b, l] / d weight[l, j] = h[b, idx[l, j]]: the used columns of g_c^T h. Rows the shifted
+    last chunk repeats are written again with the same values (overwritten, not added).
+    """
+    gh = lax.dot_general(g_c, h, (((0,), (0,)), ((), ())))  # [C, d]
+    grad_w = lax.dynamic_update_slice_in_dim(grad_w, jnp.take_along_axis(gh, idx_c, axis=1), start, axis=0)
+    return grad_w, lax.dynamic_update_slice_in_dim(grad_b, column_sum(g_c), start, axis=0)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
 def fanin_matmul(h: jax.Array, weight: jax.Array, bias: jax.Array, indices: jax.Array, chunk: int) -> jax.Array:
     """logits [B, L] of h [B, d] through the fixed fan-in layer (weight, indices) [L, k] plus bias [L].
@@ -94,10 +106,7 @@ def _fanin_bwd(chunk, residuals, g):
         # zeroed before the scatter ([C, k], 8x less to touch than masking g_c's [B, C] at k = d/8).
         fresh = start + jnp.arange(chunk) >= nominal
         grad_h = grad_h + g_c @ dense_block(jnp.where(fresh[:, None], w_c, 0.0), idx_c, d)
-        # d logits[b, l] / d weight[l, j] = h[b, idx[l, j]]: gather the used columns of g_c^T h.
-        gh = lax.dot_general(g_c, h, (((0,), (0,)), ((), ())))  # [C, d]
-        grad_w = lax.dynamic_update_slice_in_dim(grad_w, jnp.take_along_axis(gh, idx_c, axis=1), start, axis=0)
-        grad_b = lax.dynamic_update_slice_in_dim(grad_b, column_sum(g_c), start, axis=0)
+        grad_w, grad_b = _write_weight_and_bias_grads(grad_w, grad_b, g_c, h, idx_c, start)
         return grad_h, grad_w, grad_b
 
     init = (jnp.zeros_like(h), jnp.zeros_like(weight), jnp.zeros((num_labels,), g.dtype))
@@ -106,6 +115,68 @@ def _fanin_bwd(chunk, residuals, g):
 
 
 fanin_matmul.defvjp(_fanin_fwd, _fanin_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def fanin_logsumexp(h: jax.Array, weight: jax.Array, bias: jax.Array, indices: jax.Array, chunk: int) -> jax.Array:
+    """log sum_l exp(logits[b, l]) [B] of the fan-in layer, without ever holding the [B, L] logits.
+
+    With the positives' logits (a [B, Y, k] gather) this is the softmax loss (the fan-in head's
+    chunked path). The backward pass recomputes each chunk's logits (one matmul per chunk more than
+    fanin_matmul's backward) instead of keeping [B, L] logits and their [B, L] gradient: at
+    L = 670k, B = 256 those are 686 MB each, and writing and re-reading them cost more than the matmul.
+    """
+    return _lse_forward(h, weight, bias, indices, chunk)
+
+
+def _chunk_logits(h, weight, bias, indices, start, chunk):
+    """(logits [B, C] of rows start.., their dense block [C, d])."""
+    block = dense_block(_rows(weight, start, chunk), _rows(indices, start, chunk), h.shape[1])
+    return h @ block.T + _rows(bias, start, chunk), block
+
+
+def _fresh(c: jax.Array, start: jax.Array, chunk: int) -> jax.Array:
+    """[C] bool: rows of chunk c not already in the previous chunk (all but the shifted last chunk's head)."""
+    return start + jnp.arange(chunk) >= c * chunk
+
+
+def _lse_forward(h, weight, bias, indices, chunk):
+    num_labels = weight.shape[0]
+
+    def body(c, lse):
+        start = chunk_start(c, chunk, num_labels)
+        logits = jnp.where(_fresh(c, start, chunk)[None, :], _chunk_logits(h, weight, bias, indices, start, chunk)[0],
+                           -jnp.inf)
+        return jnp.logaddexp(lse, jax.nn.logsumexp(logits, axis=1))
+
+    init = jnp.full((h.shape[0],), -jnp.inf, jnp.result_type(h, weight))
+    return lax.fori_loop(0, num_chunks(num_labels, chunk), body, init)
+
+
+def _lse_fwd(h, weight, bias, indices, chunk):
+    lse = _lse_forward(h, weight, bias, indices, chunk)
+    return lse, (h, weight, bias, indices, lse)
+
+
+def _lse_bwd(chunk, residuals, g_lse):
+    h, weight, bias, indices, lse = residuals
+    num_labels = weight.shape[0]
+
+    def body(c, carry):
+        grad_h, grad_w, grad_b = carry
+        start = chunk_start(c, chunk, num_labels)
+        logits, block = _chunk_logits(h, weight, bias, indices, start, chunk)
+        g_c = jnp.exp(logits - lse[:, None]) * g_lse[:, None]  # d lse / d logits = softmax
+        grad_h = grad_h + jnp.where(_fresh(c, start, chunk)[None, :], g_c, 0.0) @ block
+        grad_w, grad_b = _write_weight_and_bias_grads(grad_w, grad_b, g_c, h, _rows(indices, start, chunk), start)
+        return grad_h, grad_w, grad_b
+
+    init = (jnp.zeros_like(h), jnp.zeros_like(weight), jnp.zeros_like(bias))
+    grad_h, grad_w, grad_b = lax.fori_loop(0, num_chunks(num_labels, chunk), body, init)
+    return grad_h, grad_w, grad_b, None
+
+
+fanin_logsumexp.defvjp(_lse_fwd, _lse_bwd)
 
 
 def _gather_forward(h: jax.Array, weight: jax.Array, bias: jax.Array, indices: jax.Array, chunk: int) -> jax.Array:
