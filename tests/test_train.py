@@ -97,6 +97,26 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     b = json.loads((tmp_path / "killed" / "results.json").read_text())
     assert b["resumed_from_step"] >= 50
     assert a["test"] == b["test"]
+    # The training time counts both processes: the recorded time up to the checkpoint resumed from,
+    # plus the resumed process's own.
+    recorded = json.loads((ckpt / "train_seconds.json").read_text())
+    earlier = recorded[str(b["resumed_from_step"])]
+    assert b["train_seconds_from_step"] == 0 and a["train_seconds_from_step"] == 0
+    assert 0 < earlier < b["train_seconds"]
+    assert recorded["400"] == b["train_seconds"]
+
+
+def test_training_time_of_a_checkpoint_without_a_record_counts_from_the_resume(tmp_path):
+    """A checkpoint written before training times were recorded: the resumed run reports only its own
+    time and says from which step (train_seconds_from_step), so no total is ever guessed."""
+    first = launch(tmp_path / "run", "--config.train.checkpoint_every=20")
+    assert first.returncode == 0, first.stderr[-3000:]
+    (tmp_path / "run" / "checkpoints" / "train_seconds.json").unlink()
+    more = launch(tmp_path / "run", "--config.train.checkpoint_every=20", "--config.train.steps=60")
+    assert more.returncode == 0, more.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["resumed_from_step"] == 40 and results["train_seconds_from_step"] == 40
+    assert not (tmp_path / "run" / "checkpoints" / "train_seconds.json").exists()
 
 
 def test_nan_stops_with_the_step_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):

@@ -1,8 +1,14 @@
-"""Orbax checkpoints of the train state in <workdir>/checkpoints, one directory per step."""
+"""Orbax checkpoints of the train state in <workdir>/checkpoints, one directory per step.
+
+Beside them, `train_seconds.json` records the training time up to each saved step, so that a run
+resumed any number of times still reports its whole training time (the state's pytree, and so
+every checkpoint already written, stays as it was).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 
 import orbax.checkpoint as ocp
@@ -46,3 +52,29 @@ class Checkpointer:
         with _quiet():
             self.manager.wait_until_finished()
             self.manager.close()
+
+
+TRAIN_SECONDS_FILE = "train_seconds.json"
+
+
+def record_train_seconds(directory: str, step: int, seconds: float) -> None:
+    """Notes that training up to `step` took `seconds` in all (written atomically beside the checkpoints)."""
+    path = os.path.join(directory, TRAIN_SECONDS_FILE)
+    record = _read_record(path)
+    record[str(step)] = seconds
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f)
+    os.replace(tmp, path)
+
+
+def train_seconds_at(directory: str, step: int) -> float | None:
+    """The training time up to checkpoint `step`, or None for checkpoints written before it was recorded."""
+    return _read_record(os.path.join(directory, TRAIN_SECONDS_FILE)).get(str(step))
+
+
+def _read_record(path: str) -> dict[str, float]:
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)

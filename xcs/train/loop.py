@@ -23,7 +23,7 @@ from xcs.system import machine_info, peak_rss_mb
 from xcs.train import knn
 from xcs.train.actions import periodic_actions
 from xcs.train.async_step import make_step, wrap_optimizer
-from xcs.train.checkpoint import Checkpointer
+from xcs.train.checkpoint import Checkpointer, record_train_seconds, train_seconds_at
 from xcs.train.evaluate import evaluate, head_metrics
 from xcs.train.head_updates import make_head_update
 from xcs.train.optim import make_optimizer
@@ -113,8 +113,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     num_params = sum(x.size for x in jax.tree.leaves(state.params))
     head_state_mb = _head_state_mb(state)
 
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
+    checkpoint_dir = os.path.join(workdir, "checkpoints")
+    checkpointer = Checkpointer(checkpoint_dir, config.train.keep_checkpoints)
     start = checkpointer.latest_step() or 0
+    # Training time before this process: known when the checkpoint's time was recorded (checkpoints of
+    # older versions have none); otherwise only this process's time is reported, from `start` on.
+    earlier_seconds = train_seconds_at(checkpoint_dir, start) if start else 0.0
     if start:
         state = checkpointer.restore(start, state)
         logging.info("resumed from checkpoint at step %d of %d", start, steps)
@@ -164,6 +168,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     writer.write(step, values)
                 progress.update(step, values["loss"])
                 if checkpoint:
+                    # The time first: a run killed in between resumes from the previous checkpoint, whose
+                    # time is recorded too; the other order could leave a checkpoint without its time.
+                    if earlier_seconds is not None and jax.process_index() == 0:
+                        record_train_seconds(checkpoint_dir, step, earlier_seconds + train_seconds)
                     checkpointer.save(step, state)
                     last_good = step
                 if evaluate_now:
@@ -186,6 +194,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                             inv_ps, predictions_path)
     test_metrics.update(head_metrics(config, model, variables(state), test_batcher))  # e.g. candidate recall
     eval_seconds = time.perf_counter() - t_eval
+    timed_from, timed_seconds = (0, earlier_seconds + train_seconds) if earlier_seconds is not None else (
+        start, train_seconds)
     results = {
         "test": test_metrics,
         "evaluated_on": "validation" if config.data.validation_fraction > 0 else "test",
@@ -194,8 +204,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "epochs": steps / iterator.steps_per_epoch,
         "num_params": int(num_params),
         "head_state_mb": head_state_mb,  # head parameters + their optimizer state + head indices/tables
-        "train_seconds": train_seconds,
-        "seconds_per_epoch": train_seconds / max((steps - start) / iterator.steps_per_epoch, 1e-9),
+        # All the training time from step `train_seconds_from_step` (0 unless the run was resumed from a
+        # checkpoint whose time was not recorded) to the end, over every process that ran it.
+        "train_seconds": timed_seconds,
+        "train_seconds_from_step": timed_from,
+        "seconds_per_epoch": timed_seconds / max((steps - timed_from) / iterator.steps_per_epoch, 1e-9),
         "eval_seconds": eval_seconds,
         "total_seconds": time.perf_counter() - t_start,
         "peak_rss_mb": peak_rss_mb(),
