@@ -7,12 +7,16 @@ import sys
 from tests.conftest import ROOT
 
 
-def test_heads_benchmark_quick(tmp_path):
-    out = tmp_path / "heads.json"
-    run = subprocess.run([sys.executable, "-m", "experiments.benchmarks.heads", "--quick", "--out", str(out)],
+def run_quick(module: str, out) -> dict:
+    """`python -m experiments.benchmarks.<module> --quick --out out`: its JSON report."""
+    run = subprocess.run([sys.executable, "-m", f"experiments.benchmarks.{module}", "--quick", "--out", str(out)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_heads_benchmark_quick(tmp_path):
+    report = run_quick("heads", tmp_path / "heads.json")
     assert report["machine"]["cpu_count"] >= 1
     for row in report["rows"]:
         assert {"head", "labels", "dim", "batch", "step_ms", "peak_rss_mb", "state_mb"} <= set(row)
@@ -38,10 +42,6 @@ def test_heads_benchmark_fanin_block_size_suffix(monkeypatch):
 
 
 def test_bias_grad_benchmark_quick(tmp_path):
-    out = tmp_path / "bias.json"
-    run = subprocess.run([sys.executable, "-m", "experiments.benchmarks.bias_grad", "--quick", "--out", str(out)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    rows = json.loads(out.read_text())["rows"]
+    rows = run_quick("bias_grad", tmp_path / "bias.json")["rows"]
     assert [(r["batch"], r["width"]) for r in rows] == [(64, 1000), (64, 5000)]
     assert all(r["sum0_ms"] > 0 and r["matvec_ms"] > 0 for r in rows)
