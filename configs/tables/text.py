@@ -9,7 +9,10 @@ needs them and cached beside the texts (data/NAME/*_texts.txt.minilm-mean-L128[-
 
 Variants (`:key=value,...`):
   data=NAME   data set with texts in $XCS_DATA_DIR/NAME (default wordnet_hypernyms; synthetic with smoke)
-  encoder=E   the run that get_config gives alone: tfidf (default; the peers read its data) | minilm | minilm+tfidf
+  encoder=E   the run that get_config gives alone: tfidf (default; the peers read its data) | minilm | minilm+tfidf |
+              minilm_e2e (also the sweep's only encoder: fine-tuning takes ~1 h a run on 2 cores, so it has its
+              own table, experiments/results/text_e2e; copy the kNN-off run's checkpoints/ into the kNN run's
+              directory to evaluate instead of retraining, as the README does)
   smoke       seconds-long runs on the small synthetic data (the tests run it)
 """
 
@@ -25,6 +28,7 @@ from xcs.config import parse_arg
 
 VARIANTS = {"data": "", "encoder": "tfidf", "smoke": False}
 ROWS = ("tfidf", "minilm", "minilm+tfidf")
+E2E = "minilm_e2e"  # MiniLM fine-tuned end to end: its own sweep (encoder=minilm_e2e)
 KNN = (0, 10)  # each encoder with the head alone and mixed with its 10 nearest training points (config.eval.knn)
 
 
@@ -47,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 def sweep(add, arg: str | None = None) -> None:
     """One run per encoder and kNN setting (seed 0); the kNN runs evaluate the same trained model as the others."""
     v = _variant(arg)
-    for encoder in ROWS:
+    for encoder in (E2E,) if v.encoder == E2E else ROWS:
         for neighbors in KNN:
             add(arg=_arg(v, encoder), **{"eval.knn.neighbors": neighbors})
 
