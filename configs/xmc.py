@@ -11,8 +11,8 @@ Variants (`--config=configs/xmc.py:data=NAME,smoke`):
                         on the tokens, own optimizer: config.train.optimizer.encoder). The text encoders
                         read $XCS_DATA_DIR/NAME/{train,test}_texts.txt (or trn_X.txt/tst_X.txt), one text
                         per point; synthetic data makes its texts from the words of its features.
-                        minilm and minilm+tfidf predict with the kNN mix (config.eval.knn.neighbors=10;
-                        =0 for the head alone).
+                        minilm, minilm+tfidf and minilm_e2e predict with the kNN mix
+                        (config.eval.knn.neighbors=10; =0 for the head alone).
   smoke                 a run that takes seconds (tests run it end to end)
 """
 
