@@ -92,6 +92,20 @@ def test_plots_are_written_and_not_empty(runs_dir, tmp_path):
         assert head == b"\x89PNG\r\n\x1a\n" and os.path.getsize(tmp_path / "out" / name) > 5000
 
 
+def test_default_plots_sweep_only_what_the_xcs_runs_vary(tmp_path):
+    """A peer read the data with other settings (here max_len 128 against the xcs runs' 64): no plot of
+    a metric against that key, which no xcs run varied; the key the xcs runs do vary is plotted."""
+    d = tmp_path / "runs"
+    for neighbors, p in ((0, 40.0), (10, 60.0)):
+        write_run(d / f"knn={neighbors}", {"seed": 0, "data": {"max_len": 64}, "eval": {"neighbors": neighbors}},
+                  p, 30.0, 1000.0, 10.0, losses=(2.0, 1.0))
+    write_run(d / "peers" / "plt", {"seed": 0, "data": {"max_len": 128}, "eval": {"neighbors": 0},
+                                    "peer": {"method": "napkinxc_plt", "params": {}}}, 55.0, 41.0, 300.0, 2.0)
+    out = report(str(d), str(tmp_path / "out"))
+    pngs = sorted(os.path.basename(f) for f in out["files"] if f.endswith(".png"))
+    assert pngs == ["P@1_vs_eval.neighbors.png", "P_at_k.png", "curves_loss.png"]
+
+
 def test_default_rows_are_the_keys_that_vary(runs_dir, tmp_path, capsys):
     (runs_dir / "sweep.json").unlink()
     assert main([str(runs_dir), "--out", str(tmp_path / "out"), "--no_plots"]) == 0

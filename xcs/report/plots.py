@@ -37,10 +37,16 @@ def _save(fig, path: str) -> str:
     return path
 
 
+def _swept_runs(table: Table) -> list[RunResult]:
+    """The xcs runs of the table. A peer's config holds only the data and evaluation settings it read, so
+    its values of a key that the xcs runs set otherwise (e.g. an encoder's max_len) are not a sweep."""
+    return [r for row in table.rows for r in row.runs if "peer" not in r.config]
+
+
 def default_sweeps(table: Table, spec: dict[str, Any]) -> list[dict[str, str]]:
-    """Every numeric config key that varies across the runs, against the first column."""
+    """Every numeric config key that varies across the xcs runs, against the first column."""
     ignored = IGNORED + tuple(spec.get("ignore", ()))
-    runs = [r for row in table.rows for r in row.runs]
+    runs = _swept_runs(table)
     keys = varying_keys([r.config for r in runs], ignored)
     numeric = [k for k in keys if all(isinstance(lookup(r.config, k), (int, float))
                                       and not isinstance(lookup(r.config, k), bool) for r in runs)]
@@ -49,7 +55,7 @@ def default_sweeps(table: Table, spec: dict[str, Any]) -> list[dict[str, str]]:
 
 def metric_vs_value(table: Table, x: str, y: str, out: str) -> str | None:
     """y (mean ± std over seeds) against config value x; one line per setting of the other keys."""
-    runs = [r for row in table.rows for r in row.runs if isinstance(lookup(r.config, x), (int, float))]
+    runs = [r for r in _swept_runs(table) if isinstance(lookup(r.config, x), (int, float))]
     if not runs:
         return None
     others = varying_keys([r.config for r in runs], IGNORED + (x,))
