@@ -49,7 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.benchmarks.common import markdown_table
-from xcs.models.conditional import GatedDense, GatedSpec
+from xcs.models.conditional import GatedDense, GatedSpec, blocks_used
+from xcs.sparsity.fanin import for_row_chunks
 from xcs.system import machine_info
 
 PHYSICS = ("Each example reads its own k + 1 blocks: at large batches the gated layer reads about as many weight "
@@ -102,9 +103,30 @@ def _dense(w: jax.Array, x: jax.Array) -> jax.Array:
     return x @ w
 
 
+def chunked_normal(key: jax.Array, shape: tuple[int, ...], std: float, chunk_mb: float = 256.0) -> jax.Array:
+    """N(0, std^2) of `shape`, drawn chunk_mb MiB of rows at a time into one donated buffer.
+
+    Drawing a whole array at once holds the random bits and their transforms beside it, 3-4x its
+    size (a d = 512, k = 12 tree is 8 GiB); in chunks the peak is the array plus one chunk.
+    """
+    row_bytes = 4 * int(np.prod(shape[1:]))
+    chunk = max(1, min(shape[0], int(chunk_mb * 2**20) // row_bytes))
+
+    def fill(buffer):
+        draw = lambda start: (std * jax.random.normal(jax.random.fold_in(key, start), (chunk, *shape[1:])),)
+        return for_row_chunks(draw, shape[0], chunk, (buffer,))[0]
+
+    return jax.jit(fill, donate_argnums=0)(jnp.zeros(shape, jnp.float32))
+
+
 def gated_params(depth: int, dim: int) -> tuple[GatedDense, dict]:
+    """The layer and its parameters: the kernel at the layer's own initial scale, drawn in chunks."""
     layer = GatedDense(dim, GatedSpec(kind="tree", depth=depth, gate_units="shared"))
-    return layer, jax.jit(layer.init)(jax.random.PRNGKey(depth), jnp.zeros((1, dim), jnp.float32))
+    shapes = jax.eval_shape(layer.init, jax.random.PRNGKey(depth), jnp.zeros((1, dim), jnp.float32))["params"]
+    std = 1.0 / np.sqrt(dim * blocks_used("tree", depth))  # as GatedDense's initialiser
+    params = {"kernel": chunked_normal(jax.random.PRNGKey(depth), shapes["kernel"].shape, std),
+              "bias": jnp.zeros(shapes["bias"].shape, jnp.float32)}
+    return layer, {"params": params}
 
 
 def measure_batch(batch: int, depths: list[int], gated: dict, dim: int, max_dense_mb: float, rounds: int,
@@ -129,7 +151,7 @@ def measure_batch(batch: int, depths: list[int], gated: dict, dim: int, max_dens
     for k in depths:
         rows[k]["dense_same_params_ms"] = None
         if rows[k]["params"] * 4 / 2**20 <= max_dense_mb:
-            w = jax.random.normal(jax.random.PRNGKey(1), (dim, (2 ** (k + 1) - 1) * dim), jnp.float32)
+            w = chunked_normal(jax.random.PRNGKey(1), (dim, (2 ** (k + 1) - 1) * dim), 1.0)
             timer = StreamTimer(_dense, w, pool, call_s, clock)
             repeats = int(np.clip(rounds * call_s / timer.call_s, 3, rounds))
             rows[k]["dense_same_params_ms"] = statistics.median(timer.per_batch_ms() for _ in range(repeats))
