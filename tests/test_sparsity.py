@@ -63,8 +63,9 @@ def test_sampled_indices_are_distinct_per_row_and_cover_inputs():
     assert counts.min() > 0.6 * counts.mean()  # roughly uniform over the inputs
 
 
+@pytest.mark.parametrize("save_logits", [False, True])
 @pytest.mark.parametrize("num_labels,chunk", [(37, 8), (5, 5)])
-def test_fanin_logsumexp_and_its_gradients_equal_dense_reference(num_labels, chunk):
+def test_fanin_logsumexp_and_its_gradients_equal_dense_reference(num_labels, chunk, save_logits):
     d, k, b = 12, 5, 6
     kh, kw, kb, ki, kr = jax.random.split(jax.random.PRNGKey(7 + num_labels), 5)
     h, w = jax.random.normal(kh, (b, d)), jax.random.normal(kw, (num_labels, k))
@@ -74,17 +75,21 @@ def test_fanin_logsumexp_and_its_gradients_equal_dense_reference(num_labels, chu
     def reference(h, w, bias):
         return jax.nn.logsumexp(h @ _dense(w, idx, d).T + bias, axis=1)
 
-    got = jax.jit(lambda *a: fanin.fanin_logsumexp(*a, idx, chunk))(h, w, bias)
+    got = jax.jit(lambda *a: fanin.fanin_logsumexp(*a, idx, chunk, save_logits))(h, w, bias)
     np.testing.assert_allclose(got, reference(h, w, bias), rtol=1e-5, atol=1e-5)
-    grads = jax.jit(jax.grad(lambda *a: fanin.fanin_logsumexp(*a, idx, chunk) @ probe, (0, 1, 2)))(h, w, bias)
+    def lse(*a):
+        return fanin.fanin_logsumexp(*a, idx, chunk, save_logits)
+
+    grads = jax.jit(jax.grad(lambda *a: lse(*a) @ probe, (0, 1, 2)))(h, w, bias)
     want = jax.grad(lambda *a: reference(*a) @ probe, (0, 1, 2))(h, w, bias)
     for a, e in zip(grads, want):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
 
 
-def _sparse_head_and_variables(num_labels=40, d=16, block_mb=0.0005):
+def _sparse_head_and_variables(num_labels=40, d=16, block_mb=0.0005, save_logits_mb=1024.0):
     config = dst.get_config("smoke,intermediate=0,aux=0")
     config.sparsity.kernel, config.sparsity.block_mb = "block", block_mb  # several chunks, the last shifted
+    config.sparsity.save_logits_mb = save_logits_mb
     from xcs.models.sparse_head import make_sparse_head
 
     head = make_sparse_head(config, d, num_labels)
@@ -96,10 +101,12 @@ def _sparse_head_and_variables(num_labels=40, d=16, block_mb=0.0005):
     return head, variables, h
 
 
-def test_sparse_head_chunked_softmax_loss_equals_the_full_logits_loss():
-    """The softmax loss of the fan-in head (chunked: log partition + positives, no [B, L] array) and
-    its gradients equal the same loss on the full logits, with padded positives and a point without any."""
-    head, variables, h = _sparse_head_and_variables()
+@pytest.mark.parametrize("save_logits_mb", [0.0, 1024.0])
+def test_sparse_head_chunked_softmax_loss_equals_the_full_logits_loss(save_logits_mb):
+    """The softmax loss of the fan-in head (chunked: log partition + positives, logits recomputed or
+    kept) and its gradients equal the same loss on the full logits, with padded positives and a point
+    without any."""
+    head, variables, h = _sparse_head_and_variables(save_logits_mb=save_logits_mb)
     rng = np.random.default_rng(0)
     label_idx = jnp.asarray(rng.integers(0, 40, (7, 3)), jnp.int32)
     label_mask = jnp.asarray(rng.random((7, 3)) < 0.7).at[0].set(False).at[1].set(True)
@@ -120,8 +127,9 @@ def test_sparse_head_chunked_softmax_loss_equals_the_full_logits_loss():
     jax.tree.map(lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5), g_got, g_want)
 
 
-def test_sparse_head_chunked_softmax_loss_never_holds_batch_by_labels():
-    head, variables, h = _sparse_head_and_variables(num_labels=97)
+@pytest.mark.parametrize("save_logits_mb", [0.0, 0.002, 0.003])  # [7, 97] float32 logits: 0.0026 MiB
+def test_sparse_head_chunked_softmax_loss_holds_batch_by_labels_only_when_allowed(save_logits_mb):
+    head, variables, h = _sparse_head_and_variables(num_labels=97, save_logits_mb=save_logits_mb)
     label_idx, label_mask = jnp.zeros((7, 3), jnp.int32), jnp.ones((7, 3), bool)
 
     def shapes(loss_fn):
@@ -129,7 +137,7 @@ def test_sparse_head_chunked_softmax_loss_never_holds_batch_by_labels():
                                            method="loss").sum())
         return {tuple(v.aval.shape) for v in _all_vars(jax.make_jaxpr(fn)(variables["params"]).jaxpr)}
 
-    assert (7, 97) not in shapes(get_loss("softmax"))
+    assert ((7, 97) in shapes(get_loss("softmax"))) == (save_logits_mb > 0.0026)
     assert (7, 97) in shapes(lambda *a: get_loss("softmax")(*a))  # the test can see a [B, L] array
 
 

@@ -6,7 +6,8 @@
 Each head comes from the model registry (xcs.models.HEADS) with the default config, the softmax
 loss over 4 random positives per point, and Adam; the step is jitted with the state donated, as
 in training. `fanin32`, `fanin64`, ... name the fixed fan-in head (`sparse`) with that fan-in;
-`fanin32_mb0.5` also sets its block kernel's chunk temporary (config.sparsity.block_mb) to 0.5 MiB.
+`fanin32_mb0.5` also sets its block kernel's chunk temporary (config.sparsity.block_mb) to 0.5 MiB,
+`fanin32_recompute` has the softmax backward recompute the logits (config.sparsity.save_logits_mb=0).
 A head that owns its update (xcs.train.head_updates, e.g. `lsh`: candidate lookup, loss over the
 candidates and the row-sparse Adam on their rows) is timed through that update, as the train step
 calls it, with its state donated; its optax parameters are empty.
@@ -39,11 +40,13 @@ def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, pos
             memory_only: bool = False) -> dict:
     config = default.get_config()
     config.model.head.name = head_name
-    fanin = re.fullmatch(r"fanin(\d+)(?:_mb([\d.]+))?", head_name)
+    fanin = re.fullmatch(r"fanin(\d+)(?:_mb([\d.]+))?(_recompute)?", head_name)
     if fanin:
         config.model.head.name, config.sparsity.fan_in = "sparse", int(fanin.group(1))
         if fanin.group(2):  # e.g. fanin32_mb0.5: the block kernel's per-chunk temporary in MiB
             config.sparsity.block_mb = float(fanin.group(2))
+        if fanin.group(3):  # e.g. fanin32_recompute: the softmax backward recomputes the logits
+            config.sparsity.save_logits_mb = 0.0
     config.model.encoder.width = dim
     head = HEADS[config.model.head.name](config, dim, labels)
     loss_fn = get_loss("softmax")

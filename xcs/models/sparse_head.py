@@ -41,6 +41,7 @@ class FanInHead(nn.Module):
     use_bias: bool
     kernel: str  # block | gather (xcs.sparsity.fanin.pick_kernel)
     block_mb: float  # MiB of the per-chunk temporary, which sets the label rows per chunk
+    save_logits_mb: float  # the softmax path keeps its [B, L] logits for the backward pass up to this size
 
     def setup(self):
         bound = 1.0 / float(self.fan_in) ** 0.5
@@ -73,11 +74,12 @@ class FanInHead(nn.Module):
         if self.has_variable(PERTURBATIONS, "logits"):  # RigL's scores need dloss/dlogits: the [B, L] path
             return loss_fn(self.logits(h) + self.get_variable(PERTURBATIONS, "logits"), label_idx, label_mask)
         if loss_fn is softmax_cross_entropy and self.kernel == "block":
-            # The chunked path: log partition and positives' logits, never the [B, L] logits or
-            # their gradient (fanin_logsumexp). Equal to the line below and 2 x B x L x 4 bytes
-            # smaller; about as fast.
+            # The chunked path: log partition and positives' logits, never the [B, L] gradient of
+            # the logits (fanin_logsumexp); the logits themselves are kept for the backward pass
+            # while they fit in save_logits_mb (one matmul per chunk less), else recomputed.
+            save = h.shape[0] * self.num_labels * 4 <= self.save_logits_mb * 2**20
             return softmax_cross_entropy_from_parts(
-                fanin_logsumexp(h, self.weight, self._bias(), self.indices.value, self._chunk(h.shape[0])),
+                fanin_logsumexp(h, self.weight, self._bias(), self.indices.value, self._chunk(h.shape[0]), save),
                 self.label_logits(h, label_idx), label_mask)
         return loss_fn(self.logits(h), label_idx, label_mask)
 
@@ -121,5 +123,7 @@ def make_sparse_head(config: ml_collections.ConfigDict, in_features: int, num_la
         raise ValueError(f"config.sparsity.drop_fraction={s.drop_fraction}: must be in [0, 1]")
     if s.block_mb <= 0:
         raise ValueError(f"config.sparsity.block_mb={s.block_mb}: must be positive")
+    if s.save_logits_mb < 0:
+        raise ValueError(f"config.sparsity.save_logits_mb={s.save_logits_mb}: must be >= 0 (0: always recompute)")
     return FanInHead(in_features, num_labels, s.fan_in, config.model.head.use_bias,
-                     pick_kernel(s.kernel, in_features, s.fan_in), s.block_mb)
+                     pick_kernel(s.kernel, in_features, s.fan_in), s.block_mb, s.save_logits_mb)
