@@ -193,6 +193,9 @@ def get_config() -> ml_collections.ConfigDict:
             probes=16,  # dwta: 2-universal probes for the code of an empty bin (sparse vectors)
             multiprobe=0,  # prediction: extra buckets per table a query looks into (one code away, least certain first)
             hash_labels="all",  # all | trained: only labels that were a true label in training go into the tables
+            # none | simple (simhash only): simple-LSH (Neyshabur & Srebro 2015), rows [w, b] / max norm lengthened to
+            # unit norm, queries [h, 1, 0]: buckets collide by inner product (the logit) instead of by angle
+            mips="none",
             candidates=512,  # labels scored per point at prediction (retrieved, deduplicated, random fill)
             batch_candidates=8192,  # labels shared by a training batch: its true labels, retrieved ones, random fill
             predict="candidates",  # candidates (retrieve, re-score exactly, top-k) | exact (score all labels)

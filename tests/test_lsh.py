@@ -71,7 +71,7 @@ def test_dwta_fills_empty_bins_of_sparse_vectors():
     keys = np.asarray(hash_keys(spec, params, jnp.asarray(x)))
     assert len(np.unique(keys[:, 0])) > 40  # codes borrowed from probed bins, not a constant
     assert (keys == np.asarray(hash_keys(spec, params, jnp.asarray(x)))).all()
-    chunked = hash_rows_chunked(spec, params, jnp.asarray(x), 300)
+    chunked = hash_rows_chunked(lambda r: hash_keys(spec, params, r), jnp.asarray(x), 300)
     np.testing.assert_array_equal(np.asarray(chunked), keys)
 
 
@@ -247,6 +247,9 @@ def test_launch_smoke_wta_drift(tmp_path):
 
 @pytest.mark.parametrize("overrides", [
     # simhash, growing rehash intervals, fifo buckets, new hash functions, BCE, AdamW on the rows
+    # simple-LSH rows, tables of trained labels, drift checks against the stored row scale
+    ["--config=configs/lsh.py:smoke,family=simhash,rehash=drift", "--config.lsh.mips=simple",
+     "--config.lsh.hash_labels=trained", "--config.lsh.rehash_interval=2"],
     ["--config=configs/lsh.py:smoke,family=simhash,rehash=exponential", "--config.lsh.insertion=fifo",
      "--config.lsh.rebuild_interval=5", "--config.loss.name=bce", "--config.train.optimizer.head.name=adamw",
      "--config.lsh.rehash_interval=2"],

@@ -187,3 +187,43 @@ def test_config_refuses_bad_new_keys():
         config.lsh[key] = value
         with pytest.raises(ValueError, match=match):
             make_cfg(config, 33)
+
+
+def test_mips_transform_turns_inner_products_into_angles():
+    """cos(mips_rows(r), mips_queries(q)) = q·r / (|q| M), M the largest row norm, for fresh rows."""
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(40, 7)) * rng.uniform(0.1, 3.0, (40, 1))
+    q = rng.normal(size=(6, 7))
+    scale = np.linalg.norm(rows, axis=1).max()
+    r_t = np.asarray(lsh.mips_rows(jnp.asarray(rows, jnp.float32), jnp.float32(scale)))
+    q_t = np.asarray(lsh.mips_queries(jnp.asarray(q, jnp.float32)))
+    np.testing.assert_allclose(np.linalg.norm(r_t, axis=1), 1.0, rtol=1e-5)
+    cos = (q_t @ r_t.T) / np.linalg.norm(q_t, axis=1, keepdims=True)
+    np.testing.assert_allclose(cos, q @ rows.T / (np.linalg.norm(q, axis=1, keepdims=True) * scale), atol=1e-5)
+
+
+@pytest.mark.parametrize("mips", [False, True])
+def test_mips_simhash_prefers_the_longer_of_two_rows_in_one_direction(mips):
+    """Two label rows point the same way, one 4x longer (a 4x larger logit for every query): plain
+    simhash cannot tell them apart (same angle), simple-LSH puts the longer one in more of the
+    query's buckets."""
+    d, L, T = 16, 200, 32
+    cfg = lsh.LSHConfig(HashSpec("simhash", d + mips, T, 4), 8, "fifo", 16, 32, 16, "candidates", 64, mips=mips)
+    state = lsh.init_state(jax.random.PRNGKey(0), cfg, L, d, False, "adam")
+    rng = np.random.default_rng(6)
+    direction = rng.normal(size=d)
+    direction /= np.linalg.norm(direction)
+    weights = np.asarray(state.weights).copy()  # rows of norm about 1
+    weights[0], weights[1] = 0.75 * direction, 3.0 * direction  # row 1: the longest of all
+    state = lsh.rehash(cfg, state.replace(weights=jnp.asarray(weights, jnp.float32)), jax.random.PRNGKey(1))
+    side = rng.normal(size=(300, d))  # queries at cos 0.8 to the direction: logits 0.6 and 2.4
+    side -= (side @ direction)[:, None] * direction
+    side /= np.linalg.norm(side, axis=1, keepdims=True)
+    q = jnp.asarray(0.8 * direction + 0.6 * side, jnp.float32)
+    keys = np.asarray(hash_keys(cfg.spec, state.hash, lsh.mips_queries(q) if mips else q))
+    label_keys = np.asarray(state.label_keys)
+    hits = [(keys == label_keys[i][None, :]).mean() for i in (0, 1)]
+    if mips:
+        assert hits[1] > hits[0] + 0.15, hits
+    else:
+        assert hits[0] == hits[1], hits

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -169,12 +170,13 @@ def probe_keys(spec: HashSpec, params: HashParams, x: jax.Array, extra: int) -> 
     return jnp.concatenate([key, key + jnp.take_along_axis(delta, order, axis=-1)], axis=-1)
 
 
-def hash_rows_chunked(spec: HashSpec, params: HashParams, rows: jax.Array, chunk: int) -> jax.Array:
-    """hash_keys of all rows [L, D], `chunk` rows at a time (the [chunk, T, C, window] gather is
-    the only temporary), so hashing every label row never holds an [L, T, C, window] array."""
+def hash_rows_chunked(row_keys: Callable[[jax.Array], jax.Array], rows: jax.Array, chunk: int) -> jax.Array:
+    """row_keys (e.g. hash_keys with its spec and params bound) of all rows [L, D], `chunk` rows at a
+    time (the [chunk, T, C, window] gather, or a transformed chunk, is the only temporary), so hashing
+    every label row never holds an [L, T, C, window] array."""
     n = rows.shape[0]
     chunk = max(1, min(chunk, n))
     num = -(-n // chunk)
     padded = jnp.pad(rows, ((0, num * chunk - n), (0, 0)))
-    keys = jax.lax.map(lambda r: hash_keys(spec, params, r), padded.reshape(num, chunk, -1))
-    return keys.reshape(num * chunk, spec.num_tables)[:n]
+    keys = jax.lax.map(row_keys, padded.reshape(num, chunk, -1))
+    return keys.reshape(num * chunk, -1)[:n]

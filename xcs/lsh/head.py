@@ -52,6 +52,7 @@ class LSHConfig:
     score_chunk: int  # prediction: candidate scores held at once (points x candidates)
     multiprobe: int = 0  # extra buckets per table a query looks into (one code away, least certain first)
     hash_labels: str = "all"  # all | trained: only labels that were a true label of a training batch go in
+    mips: bool = False  # simple-LSH transform (mips_rows / mips_queries); spec.dim is then D + 1
 
 
 @flax.struct.dataclass
@@ -62,6 +63,7 @@ class LSHState:
     buckets: jax.Array  # [T, 2^bits, S] int32, -1 = empty
     label_keys: jax.Array  # [L, T] int32: the keys of the rows when the tables were last built
     trained: jax.Array  # [L] bool: the label was a true label of some training batch
+    row_scale: jax.Array  # [] the largest norm of an inserted row at the last rehash (mips)
 
 
 def augment(h: jax.Array, use_bias: bool) -> jax.Array:
@@ -69,14 +71,48 @@ def augment(h: jax.Array, use_bias: bool) -> jax.Array:
     return jnp.concatenate([h, jnp.ones((*h.shape[:-1], 1), h.dtype)], axis=-1) if use_bias else h
 
 
+def mips_rows(rows: jax.Array, scale: jax.Array) -> jax.Array:
+    """Simple-LSH (Neyshabur & Srebro 2015): rows r [N, D] -> [r / M, sqrt(1 - |r / M|^2)], unit length.
+
+    With queries [q, 0] (mips_queries) the angle between the two follows q·r / (|q| M), so sign
+    hashes (simhash) collide by inner product, the softmax's score, instead of by angle: a label
+    with a long row and a high score is no longer missed for a short row pointing the same way.
+    Rows longer than M (not inserted, or grown since the rehash) get a last entry of 0.
+    """
+    r = rows / scale
+    tail = jnp.sqrt(jnp.maximum(1.0 - jnp.sum(r * r, axis=-1, keepdims=True), 0.0))
+    return jnp.concatenate([r, tail], axis=-1)
+
+
+def mips_queries(q: jax.Array) -> jax.Array:
+    """[q, 0]: the query side of simple-LSH (its length does not change a sign hash)."""
+    return jnp.concatenate([q, jnp.zeros((*q.shape[:-1], 1), q.dtype)], axis=-1)
+
+
+def _row_scale(cfg: LSHConfig, state: LSHState) -> jax.Array:
+    """M: the largest norm among the rows that go into the tables (1 without mips)."""
+    if not cfg.mips:
+        return jnp.ones((), state.weights.dtype)
+    norms = jnp.sqrt(jnp.sum(state.weights * state.weights, axis=1))
+    if cfg.hash_labels == "trained":
+        norms = jnp.where(state.trained, norms, 0.0)
+    return jnp.maximum(norms.max(), jnp.finfo(norms.dtype).tiny)
+
+
+def _row_keys(cfg: LSHConfig, state: LSHState, rows: jax.Array, scale: jax.Array) -> jax.Array:
+    """Bucket keys [N, T] of label rows [N, D] (through mips_rows where configured)."""
+    return hash_keys(cfg.spec, state.hash, mips_rows(rows, scale) if cfg.mips else rows)
+
+
 def rehash(cfg: LSHConfig, state: LSHState, key: jax.Array) -> LSHState:
     """Tables rebuilt from the current weights with the current hash functions."""
     if cfg.spec is None:
         return state
-    keys = hash_rows_chunked(cfg.spec, state.hash, state.weights, cfg.hash_chunk)
+    scale = _row_scale(cfg, state)
+    keys = hash_rows_chunked(lambda rows: _row_keys(cfg, state, rows, scale), state.weights, cfg.hash_chunk)
     insert = state.trained if cfg.hash_labels == "trained" else None
     buckets = build_tables(keys, cfg.spec.num_buckets, cfg.bucket_size, cfg.insertion, key, insert)
-    return state.replace(buckets=buckets, label_keys=keys)
+    return state.replace(buckets=buckets, label_keys=keys, row_scale=scale)
 
 
 def rebuild(cfg: LSHConfig, state: LSHState, key: jax.Array) -> LSHState:
@@ -93,7 +129,7 @@ def drift(cfg: LSHConfig, state: LSHState, key: jax.Array, sample: int) -> jax.A
     if cfg.spec is None:
         return jnp.zeros(())
     rows = jax.random.randint(key, (sample,), 0, state.weights.shape[0])
-    now = hash_keys(cfg.spec, state.hash, state.weights[rows])
+    now = _row_keys(cfg, state, state.weights[rows], state.row_scale)
     return (now != state.label_keys[rows]).mean()
 
 
@@ -111,7 +147,8 @@ def init_state(key: jax.Array, cfg: LSHConfig, num_labels: int, dim: int, use_bi
         buckets = jnp.zeros((cfg.spec.num_tables, cfg.spec.num_buckets, cfg.bucket_size), jnp.int32)
         keys = jnp.zeros((num_labels, cfg.spec.num_tables), jnp.int32)
     trained = jnp.zeros((num_labels,), bool)
-    state = LSHState(weights, init_row_opt(weights, optimizer), hash_params, buckets, keys, trained)
+    state = LSHState(weights, init_row_opt(weights, optimizer), hash_params, buckets, keys, trained,
+                     jnp.ones((), jnp.float32))
     return rehash(cfg, state, table_key)
 
 
@@ -126,7 +163,8 @@ def _retrieved(cfg: LSHConfig, state: LSHState, h_aug: jax.Array, extra: int = 0
     (-1 = empty slot)."""
     if cfg.spec is None:
         return jnp.zeros((h_aug.shape[0], 0), jnp.int32)
-    return lookup(state.buckets, probe_keys(cfg.spec, state.hash, jax.lax.stop_gradient(h_aug), extra))
+    query = jax.lax.stop_gradient(mips_queries(h_aug) if cfg.mips else h_aug)
+    return lookup(state.buckets, probe_keys(cfg.spec, state.hash, query, extra))
 
 
 def train_candidates(cfg: LSHConfig, state: LSHState, h_aug: jax.Array, label_idx: jax.Array,

@@ -24,6 +24,7 @@ FAMILIES = ("wta", "dwta", "simhash", "uniform")  # uniform: sampled softmax wit
 LOSSES = ("softmax", "bce")
 REHASH = ("none", "fixed", "exponential", "drift")
 HASH_LABELS = ("all", "trained")
+MIPS = ("none", "simple")
 
 
 def lsh_config(config: ml_collections.ConfigDict, dim: int) -> lsh.LSHConfig:
@@ -45,12 +46,18 @@ def lsh_config(config: ml_collections.ConfigDict, dim: int) -> lsh.LSHConfig:
     if c.family == "uniform" and c.predict != "exact":
         raise ValueError("config.lsh.family='uniform' has no tables to retrieve candidates from at prediction: "
                          "set config.lsh.predict='exact'")
-    spec = None if c.family == "uniform" else HashSpec(c.family, dim, c.num_tables, c.bits, c.window, c.probes)
+    if c.mips not in MIPS:
+        raise ValueError(f"config.lsh.mips={c.mips!r}: expected one of {list(MIPS)}")
+    if c.mips == "simple" and c.family != "simhash":
+        raise ValueError(f"config.lsh.mips='simple' needs config.lsh.family='simhash' (sign hashes of the "
+                         f"lengthened rows follow the inner product); {c.family!r} ranks coordinates instead")
+    mips = c.mips == "simple"
+    spec = None if c.family == "uniform" else HashSpec(c.family, dim + mips, c.num_tables, c.bits, c.window, c.probes)
     if spec is not None and not 0 <= c.multiprobe <= spec.codes_per_table:
         raise ValueError(f"config.lsh.multiprobe={c.multiprobe}: must be in [0, {spec.codes_per_table}] (codes per "
                          f"key: bits / log2(window), or bits for simhash)")
     return lsh.LSHConfig(spec, c.bucket_size, c.insertion, c.candidates, c.batch_candidates, c.hash_chunk,
-                         c.predict, config.model.head.label_chunk, c.multiprobe, c.hash_labels)
+                         c.predict, config.model.head.label_chunk, c.multiprobe, c.hash_labels, mips)
 
 
 class LSHHead(nn.Module):
