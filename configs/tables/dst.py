@@ -13,6 +13,10 @@ pair of runs `rows=bar` selects (2 of the 19 runs; about 25 min on 2 quiet cores
 At the default width 4096 the sparse row is 4 points below dense; the bar is met with
 `,intermediate=32768` (57.07 vs 57.43; the sparse run took 1.9 h on 2 cores, shared for its first hour; see the README).
 
+The fan-in-64 column (`rows=k64`, 7 runs of 11-18 min on 2 quiet cores) is committed as run summaries
+(config.json, results.json, metrics.jsonl) under experiments/results/dst_wn_k64/runs: the report regenerates
+from there, and copying them into a sweep's workdir makes the sweep skip those runs.
+
 Rows: dense / dense bottleneck (a dense head on a linear layer of width k: the same head
 parameter count as fan-in k) / static fixed fan-in / SET / RigL / RigL + intermediate layer /
 RigL + intermediate + auxiliary objective, at fan-in 128, 64, 32 on a 768-wide encoder output
