@@ -15,7 +15,8 @@ At the default width 4096 the sparse row is 4 points below dense; the bar is met
 
 The fan-in-64 column (`rows=k64`, 7 runs of 11-18 min on 2 quiet cores) is committed as run summaries
 (config.json, results.json, metrics.jsonl) under experiments/results/dst_wn_k64/runs: the report regenerates
-from there, and copying them into a sweep's workdir makes the sweep skip those runs.
+from there, and copying them into a sweep's workdir makes the sweep skip those runs. Two fan-in-32 runs
+(static, SET) are under experiments/results/dst_wn_k32/runs.
 
 Rows: dense / dense bottleneck (a dense head on a linear layer of width k: the same head
 parameter count as fan-in k) / static fixed fan-in / SET / RigL / RigL + intermediate layer /
