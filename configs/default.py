@@ -121,6 +121,7 @@ def get_config() -> ml_collections.ConfigDict:
             block_size=0,  # output units per gated block, each with its own k gates and tree; 0 = whole width
             gate_units="distinct",  # distinct (block o reads units o*k..o*k+k-1 mod d_in) | shared (all read 0..k-1)
             gate_gradient="none",  # none (bits are constants; exact, paper) | straight_through (d bit/d unit = 1)
+            dense_level_blocks=16,  # top tree levels of <= this many blocks: one product for the batch; 0 = gather
         )
     )
     config.model.head = ml_collections.ConfigDict(

@@ -16,11 +16,13 @@ from xcs.models import build_model
 from xcs.models.conditional import (
     GatedDense,
     GatedSpec,
+    dense_top_nodes,
     gate_unit_ids,
     layer_cost,
     matched_hidden,
     naive_gated,
     path_nodes,
+    pattern_ids,
 )
 
 
@@ -75,13 +77,16 @@ def test_parameter_count_is_2_to_the_k_plus_1_minus_1_blocks(depth):
 
 @pytest.mark.parametrize("kind", ["tree", "table"])
 @pytest.mark.parametrize("gate_gradient", ["none", "straight_through"])
-def test_gradients_reach_only_the_blocks_on_each_examples_path(kind, gate_gradient):
+@pytest.mark.parametrize("copies", [1, 32])  # 32 copies of one example: the top levels as one product
+def test_gradients_reach_only_the_blocks_on_each_examples_path(kind, gate_gradient, copies):
     depth, d_in, d_out, size = 3, 9, 6, 3
     spec = GatedSpec(kind=kind, depth=depth, block_size=size, gate_gradient=gate_gradient)
+    assert dense_top_nodes(spec, copies) == {1: 0, 32: 15 if kind == "tree" else 8}[copies]
     layer, params, x = random_layer(spec, d_in, d_out, 1, 3)
     units = gate_unit_ids(spec, d_in, d_out // size)
     for i in range(4):
         xi = jnp.asarray(np.random.default_rng(10 + i).normal(size=(1, d_in)), jnp.float32)
+        xi = jnp.tile(xi, (copies, 1))
         grads = jax.grad(lambda p, xi=xi: jnp.sum(jnp.sin(layer.apply({"params": p}, xi, True))))(params)
         used = np.zeros(params["kernel"].shape[:2], bool)  # [blocks, out_blocks]
         for o in range(d_out // size):
@@ -96,6 +101,52 @@ def test_gradients_reach_only_the_blocks_on_each_examples_path(kind, gate_gradie
         g_bias = np.abs(np.asarray(grads["bias"])).sum(axis=2)
         assert np.all(g_kernel[~used] == 0.0) and np.all(g_bias[~used] == 0.0)
         assert np.all(g_kernel[used] > 0.0) and np.all(g_bias[used] > 0.0)
+
+
+def dense_reference(params, x, spec):
+    """y = sum over each example's path of x W[node] + b[node], as one-hot weights over all blocks (autodiff)."""
+    kernel, bias = params["kernel"], params["bias"]
+    units = gate_unit_ids(spec, x.shape[1], kernel.shape[1])
+    bits = (x[:, units] > 0).astype(jnp.int32)
+    ids = path_nodes(bits) if spec.kind == "tree" else pattern_ids(bits)[..., None]
+    on_path = jnp.sum(jax.nn.one_hot(ids, kernel.shape[0]), axis=2)  # [B, O, blocks]
+    return (jnp.einsum("bi,bon,nois->bos", x, on_path, kernel)
+            + jnp.einsum("bon,nos->bos", on_path, bias)).reshape(x.shape[0], -1)
+
+
+@pytest.mark.parametrize("kind,depth", [("tree", 0), ("tree", 3), ("tree", 5), ("table", 2), ("table", 4)])
+@pytest.mark.parametrize("dense_level_blocks", [0, 1, 4, 16])
+def test_top_levels_as_one_product_equal_the_dense_reference_with_gradients(kind, depth, dense_level_blocks):
+    spec = GatedSpec(kind=kind, depth=depth, block_size=4, gate_units="distinct", dense_level_blocks=dense_level_blocks)
+    layer, params, x = random_layer(spec, 16, 8, 64, depth + dense_level_blocks)  # 64: up to 16 blocks per level
+    r = jnp.asarray(np.random.default_rng(1).normal(size=(64, 8)), jnp.float32)
+    loss = lambda p, x: jnp.sum(jnp.sin(layer.apply({"params": p}, x)) * r)
+    want_loss = lambda p, x: jnp.sum(jnp.sin(dense_reference(p, x, spec)) * r)
+    np.testing.assert_allclose(np.asarray(layer.apply({"params": params}, x)),
+                               naive_gated(params["kernel"], params["bias"], x, spec), rtol=1e-4, atol=1e-4)
+    got, want = jax.grad(loss, argnums=(0, 1))(params, x), jax.grad(want_loss, argnums=(0, 1))(params, x)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
+
+
+def test_dense_top_nodes_follow_the_batch_and_the_limit():
+    tree = GatedSpec(kind="tree", depth=6, dense_level_blocks=16)
+    assert [dense_top_nodes(tree, b) for b in (1, 3, 4, 8, 16, 32, 64, 4096)] == [0, 0, 1, 3, 7, 15, 31, 31]
+    assert dense_top_nodes(GatedSpec(kind="tree", depth=2, dense_level_blocks=16), 256) == 7  # the whole tree
+    assert dense_top_nodes(GatedSpec(kind="tree", depth=6, dense_level_blocks=0), 256) == 0
+    assert [dense_top_nodes(GatedSpec(kind="table", depth=3), b) for b in (31, 32)] == [0, 8]
+    assert dense_top_nodes(GatedSpec(kind="table", depth=5), 4096) == 0  # 32 blocks > 16
+    with pytest.raises(ValueError, match="dense_level_blocks=-1"):
+        GatedSpec(dense_level_blocks=-1)
+
+
+@pytest.mark.parametrize("dense_level_blocks,gathers", [(0, True), (16, False)])
+def test_a_small_tree_at_a_large_batch_is_one_product_without_gathers(dense_level_blocks, gathers):
+    spec = GatedSpec(kind="tree", depth=3, dense_level_blocks=dense_level_blocks)
+    layer, params, x = random_layer(spec, 8, 8, 64, 0)
+    text = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(layer.apply({"params": p}, x))))(params))
+    # One gather always reads the gating units of x; the blocks' gathers and scatters come on top.
+    assert (text.count("gather[") > 1) == gathers and ("scatter" in text) == gathers
 
 
 def test_straight_through_gradient_of_a_gate_unit_is_the_sibling_difference():
@@ -208,3 +259,21 @@ def test_benchmark_cache_depth_and_fresh_batches():
     for _ in range(3):
         timer.call()
     assert seen == [(seen[0] + i) % 10 for i in range(3)]
+
+
+def test_forms_benchmark_compares_the_same_function_and_reports_every_form():
+    from experiments.benchmarks import gated_forms as bench
+
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(64, 16)), jnp.float32)
+    layer, params, _ = random_layer(GatedSpec(depth=3, block_size=4), 16, 16, 64, 1)
+    params = {"params": params}
+    outputs = [bench.form_apply(form, 3, 16, 4)(params, x) for form in bench.FORMS]
+    steps = [bench.train_apply(bench.form_apply(form, 3, 16, 4))(params, x) for form in bench.FORMS]
+    for y, s in zip(outputs[1:], steps[1:]):
+        np.testing.assert_allclose(np.asarray(y), np.asarray(outputs[0]), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(float(s), float(steps[0]), rtol=1e-4)
+    rows = bench.measure(depths=[0, 2], batches=[16], dim=8, block_size=4, rounds=1, call_s=0.0005)
+    assert [(r["depth"], r["batch"]) for r in rows] == [(0, 16), (2, 16)]
+    for r in rows:
+        assert all(r[f"{f}_{m}_ms"] > 0 for f in bench.FORMS for m in ("fwd", "train"))
+        assert r["fwd_speedup"] == r["before_fwd_ms"] / r["levels_fwd_ms"]

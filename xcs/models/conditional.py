@@ -12,11 +12,20 @@ per bit pattern (2^k) and uses only that one; every pattern is trained on its ow
 data, which is why it overfits.
 
 The output may be split into blocks of `block_size` units, each with its own k gating units and
-its own tree. Computation gathers, for every example and output block, the k + 1 blocks on its
-path (static shapes: [B, out_blocks, k + 1] node ids), sums them and multiplies once; the
+its own tree. Computation gathers, for every example and output block, the blocks on its path
+(static shapes: [B, out_blocks, k + 1] node ids), sums them and multiplies once; the
 2^{k+1} - 1 products are never formed. Each example reads its own weights, so at large batches
 the layer reads about as many weight bytes as a dense layer of equal parameters: its win is the
 per-example computation and the latency at small batches.
+
+Except at the top of the tree: a level of 2^j blocks shared by a batch of B >= 4 * 2^j examples
+is cheaper as one matrix product of the whole batch with all its blocks (2^j times the FLOPs,
+but at matrix-product speed, and one read of each block) than as B gathered per-example
+matrices. So the top levels with at most `dense_level_blocks` blocks each (the whole table when
+it is that small) are computed that way, every example keeping only the outputs of the nodes on
+its path (an exact zero elsewhere, for the gradient too); the levels below are gathered. The
+gathered sum's gradient is a chain of scatter-adds into one buffer (`_gather_sum`), not one
+kernel-sized array per level.
 
 Gradients of the bits (`gate_gradient`):
   none (default)     the bits are constants; the gating units still learn through their ordinary
@@ -55,6 +64,7 @@ class GatedSpec:
     block_size: int = 0  # output units per gated block (each with its own gates); 0 = whole width
     gate_units: str = "distinct"  # distinct: block o reads units o*k..o*k+k-1 (mod d_in) | shared: 0..k-1
     gate_gradient: str = "none"  # none | straight_through
+    dense_level_blocks: int = 16  # top levels of at most this many blocks as one product (see above); 0 = never
 
     def __post_init__(self) -> None:
         key = "config.model.encoder.gated"
@@ -66,6 +76,8 @@ class GatedSpec:
             raise ValueError(f"{key}.depth={self.depth}: expected 0..24 (the layer stores 2^(depth+1) - 1 blocks)")
         if self.block_size < 0:
             raise ValueError(f"{key}.block_size={self.block_size}: expected >= 0 (0 = the whole width)")
+        if self.dense_level_blocks < 0:
+            raise ValueError(f"{key}.dense_level_blocks={self.dense_level_blocks}: expected >= 0 (0 = always gather)")
 
     def out_blocks(self, d_out: int) -> tuple[int, int]:
         """(number of output blocks, units per block) for an output of width d_out."""
@@ -132,12 +144,44 @@ def pattern_ids(bits: jax.Array) -> jax.Array:
     return jnp.sum(bits * weights, axis=-1).astype(jnp.int32)
 
 
+# A top level of 2^j blocks is computed for the whole batch only with at least this many examples
+# per block: below it the product reads blocks that no example uses (measured on 2 CPU cores at
+# B = 16, 64, 256: experiments/benchmarks/gated_forms.py).
+EXAMPLES_PER_DENSE_BLOCK = 4
+
+
+def dense_top_nodes(spec: GatedSpec, batch: int) -> int:
+    """How many blocks, from node 0 in heap order, the layer multiplies with the whole batch.
+
+    Tree level j (2^j blocks, nodes 2^j - 1 .. 2^{j+1} - 2) qualifies when
+    2^j <= min(spec.dense_level_blocks, batch / EXAMPLES_PER_DENSE_BLOCK); the qualifying levels are
+    0..m, whose nodes are 0 .. 2^{m+1} - 2. The table qualifies as a whole or not at all.
+    """
+    limit = min(spec.dense_level_blocks, batch // EXAMPLES_PER_DENSE_BLOCK)
+    if spec.kind == "table":
+        return 2**spec.depth if 2**spec.depth <= limit else 0
+    levels = sum(1 for j in range(spec.depth + 1) if 2**j <= limit)
+    return 2**levels - 1
+
+
+def _dense_top(x: jax.Array, kernel: jax.Array, bias: jax.Array, ids: jax.Array) -> jax.Array:
+    """sum_j x W[ids[b, o, j], o] + b[...] -> [B, O, size] for ids < n = kernel.shape[0], as one product.
+
+    Every example times all n blocks ([B, n, O, size]); each example then keeps the outputs of
+    the nodes on its path. The rest is selected away (exactly zero, and so is its gradient).
+    """
+    z = jnp.einsum("bi,nois->bnos", x, kernel) + bias  # [B, n, O, size]
+    on_path = jnp.any(ids[:, None] == jnp.arange(kernel.shape[0])[None, :, None, None], axis=-1)  # [B, n, O]
+    return jnp.sum(jnp.where(on_path[..., None], z, 0.0), axis=1)
+
+
 def _gather(table: jax.Array, ids: jax.Array) -> jax.Array:
     """table [N, O, ...], ids [B, O, J] -> [B, O, J, ...]: block ids[b, o, j] of output block o."""
     out_block = jnp.arange(table.shape[1])[None, :, None]
     return table[ids, out_block]
 
 
+@jax.custom_vjp
 def _gather_sum(table: jax.Array, ids: jax.Array) -> jax.Array:
     """sum_j table[ids[b, o, j], o] -> [B, O, ...], one level at a time.
 
@@ -149,6 +193,27 @@ def _gather_sum(table: jax.Array, ids: jax.Array) -> jax.Array:
     for j in range(1, ids.shape[-1]):
         total = total + table[ids[..., j], out_block]
     return total
+
+
+def _gather_sum_fwd(table: jax.Array, ids: jax.Array):
+    return _gather_sum(table, ids), (table, ids)  # the table is a reference to the parameter, not a copy
+
+
+def _gather_sum_bwd(residuals, cotangent: jax.Array):
+    """Scatter-add the cotangent into one table-sized buffer, level after level (in place).
+
+    Autodiff would scatter each level into its own zero table and add the k + 1 tables up, which
+    for a deep tree is most of the step (2.3x slower fwd + bwd at k = 10, B = 256).
+    """
+    table, ids = residuals
+    out_block = jnp.arange(table.shape[1])[None, :]
+    grad = jnp.zeros_like(table)
+    for j in range(ids.shape[-1]):
+        grad = grad.at[ids[..., j], out_block].add(cotangent)
+    return grad, None  # the ids are integers: no cotangent
+
+
+_gather_sum.defvjp(_gather_sum_fwd, _gather_sum_bwd)
 
 
 class GatedDense(nn.Module):
@@ -178,8 +243,28 @@ class GatedDense(nn.Module):
             ids = path_nodes(bits)  # [B, O, k + 1]
         else:
             ids = pattern_ids(bits)[..., None]  # [B, O, 1]
-        w = _gather_sum(kernel, ids)  # [B, O, d_in, size]: the example's own W(g)
-        b = _gather_sum(bias, ids)  # [B, O, size]
+        n_top = dense_top_nodes(spec, x.shape[0])
+        # Id columns of the top levels (tree: levels 0..m hold the 2^(m+1) - 1 top nodes; table: its column).
+        top = int(np.log2(n_top + 1)) if spec.kind == "tree" else int(n_top > 0)
+        parts = []  # [B, O, size] each
+        if top:
+            parts.append(_dense_top(x, kernel[:n_top], bias[:n_top], ids[..., :top]))
+        if top < ids.shape[-1]:
+            deep = ids[..., top:]
+            w = _gather_sum(kernel, deep)  # [B, O, d_in, size]: the example's own sum of deep blocks
+            parts.append(jnp.einsum("bi,bois->bos", x, w) + _gather_sum(bias, deep))
+        if train and spec.gate_gradient == "straight_through" and k:
+            # Zero-valued, gradient-carrying term: t_j = pre_j - stop_grad(pre_j) is 0 forward and
+            # has d t_j / d pre_j = 1, so d y / d pre_j = x (W[one_j] - W[zero_j]) + b[one_j] - b[zero_j].
+            one, zero = _flip_targets(spec.kind, bits, ids)  # [B, O, k] each
+            t = (pre - jax.lax.stop_gradient(pre))[..., None]  # [B, O, k, 1]
+            w = jnp.einsum("bojx,bojis->bois", t, _gather(kernel, one) - _gather(kernel, zero))
+            b = jnp.sum(t * (_gather(bias, one) - _gather(bias, zero)), axis=2)
+            parts.append(jnp.einsum("bi,bois->bos", x, w) + b)
+        y = sum(parts[1:], parts[0])
+        return y.reshape(x.shape[0], self.features)
+        w = _gather_sum(kernel, deep) if deep.shape[-1] else jnp.zeros((x.shape[0], n_out, d_in, size), x.dtype)
+        b = _gather_sum(bias, deep) if deep.shape[-1] else jnp.zeros((x.shape[0], n_out, size), x.dtype)
         if train and spec.gate_gradient == "straight_through" and k:
             # Zero-valued, gradient-carrying term: t_j = pre_j - stop_grad(pre_j) is 0 forward and
             # has d t_j / d pre_j = 1, so d y / d pre_j = x (W[one_j] - W[zero_j]) + b[one_j] - b[zero_j].
@@ -187,7 +272,7 @@ class GatedDense(nn.Module):
             t = (pre - jax.lax.stop_gradient(pre))[..., None]  # [B, O, k, 1]
             w = w + jnp.einsum("bojx,bojis->bois", t, _gather(kernel, one) - _gather(kernel, zero))
             b = b + jnp.sum(t * (_gather(bias, one) - _gather(bias, zero)), axis=2)
-        y = jnp.einsum("bi,bois->bos", x, w) + b
+        y = y + jnp.einsum("bi,bois->bos", x, w) + b
         return y.reshape(x.shape[0], self.features)
 
 
@@ -227,7 +312,7 @@ def gated_spec(config) -> GatedSpec | None:
     if not g.enabled:
         return None
     return GatedSpec(kind=g.kind, position=g.position, depth=g.depth, block_size=g.block_size,
-                     gate_units=g.gate_units, gate_gradient=g.gate_gradient)
+                     gate_units=g.gate_units, gate_gradient=g.gate_gradient, dense_level_blocks=g.dense_level_blocks)
 
 
 def naive_gated(kernel: np.ndarray, bias: np.ndarray, x: np.ndarray, spec: GatedSpec) -> np.ndarray:

@@ -1,0 +1,120 @@
+"""The tree-gated layer's computations side by side at training batch sizes: forward and training step.
+
+  python -m experiments.benchmarks.gated_forms [--depths 0,2,4,6,8,10] [--batches 16,64,256] --out gated_forms.json
+
+Three forms of the same layer (d -> d, output blocks of --block-size units each with its own k
+gates: the layer of configs/gated.py on XC data), on the same parameters and batches:
+  before   every level gathered per example, gradient by autodiff (the layer before the top
+           levels were computed as one product; reproduced here as `before_apply`)
+  gather   every level gathered per example, the gradient scattered level after level into one
+           buffer (GatedDense with dense_level_blocks=0)
+  levels   the default: the top levels with at most 16 blocks, where the batch has >= 4 examples
+           per block, as one product of the batch with all their blocks; the rest as `gather`
+Rows: depth, batch, then per form the forward time (`*_fwd_ms`) and the time of a training step's
+gradient (forward and backward with respect to the parameters and the input, `*_train_ms`), ms
+per batch, and the speed-ups of `levels` over `before`. Timing as experiments/benchmarks/gated.py
+(fresh batches in one jitted loop per ~20 ms call, median over round-robin calls): all forms and
+modes of one batch size take turns, so a change of the machine's load hits them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments.benchmarks.common import write_report
+from experiments.benchmarks.gated import POOL_EXAMPLES, StreamTimer, chunked_normal
+from xcs.models.conditional import GatedDense, GatedSpec, blocks_used, gate_unit_ids, path_nodes
+
+FORMS = ("before", "gather", "levels")
+
+
+def before_apply(params: dict, x: jax.Array, spec: GatedSpec) -> jax.Array:
+    """The tree layer as it was: each example's k + 1 blocks gathered and summed, autodiff's gradient."""
+    kernel, bias = params["params"]["kernel"], params["params"]["bias"]
+    units = jnp.asarray(gate_unit_ids(spec, x.shape[-1], kernel.shape[1]))
+    ids = path_nodes((x[:, units] > 0).astype(jnp.int32))  # [B, O, k + 1]
+    out_block = jnp.arange(kernel.shape[1])[None, :]
+    w, b = kernel[ids[..., 0], out_block], bias[ids[..., 0], out_block]
+    for j in range(1, ids.shape[-1]):
+        w, b = w + kernel[ids[..., j], out_block], b + bias[ids[..., j], out_block]
+    return (jnp.einsum("bi,bois->bos", x, w) + b).reshape(x.shape[0], -1)
+
+
+def form_apply(form: str, depth: int, dim: int, block_size: int):
+    """apply(params, x) of one form; the parameters' layout is the same for all three."""
+    spec = GatedSpec(kind="tree", depth=depth, block_size=block_size, dense_level_blocks=0 if form == "gather" else 16)
+    if form == "before":
+        return lambda params, x: before_apply(params, x, spec)
+    return GatedDense(dim, spec).apply
+
+
+def train_apply(apply):
+    """A training step's gradient: d/d(params, x) of sum(tanh(y)), reduced to one number so nothing is dead."""
+    grad = jax.grad(lambda params, x: jnp.sum(jnp.tanh(apply(params, x))), argnums=(0, 1))
+    return lambda params, x: sum(jnp.sum(g) for g in jax.tree.leaves(grad(params, x)))
+
+
+def measure(depths: list[int], batches: list[int], dim: int, block_size: int, rounds: int,
+            call_s: float) -> list[dict]:
+    params = {}
+    for k in depths:
+        shapes = jax.eval_shape(GatedDense(dim, GatedSpec(depth=k, block_size=block_size)).init,
+                                jax.random.PRNGKey(0), jnp.zeros((1, dim), jnp.float32))["params"]
+        std = 1 / np.sqrt(dim * blocks_used("tree", k))  # as GatedDense's initialiser
+        params[k] = {"params": {"kernel": chunked_normal(jax.random.PRNGKey(k), shapes["kernel"].shape, std),
+                                "bias": 0.1 * jax.random.normal(jax.random.PRNGKey(k + 100), shapes["bias"].shape)}}
+    rows = []
+    for batch in batches:
+        rng = np.random.default_rng(batch)
+        pool = jnp.asarray(rng.normal(size=(max(1, POOL_EXAMPLES // batch), batch, dim)), jnp.float32)
+        timers = {}
+        for k in depths:
+            for form in FORMS:
+                apply = form_apply(form, k, dim, block_size)
+                timers[k, f"{form}_fwd_ms"] = StreamTimer(apply, params[k], pool, call_s)
+                timers[k, f"{form}_train_ms"] = StreamTimer(train_apply(apply), params[k], pool, call_s)
+        times = {key: [] for key in timers}
+        for _ in range(rounds):
+            for key, timer in timers.items():
+                times[key].append(timer.per_batch_ms())
+        for k in depths:
+            row = dict(depth=k, batch=batch)
+            row.update({name: statistics.median(times[k, name]) for kk, name in timers if kk == k})
+            row["fwd_speedup"] = row["before_fwd_ms"] / row["levels_fwd_ms"]
+            row["train_speedup"] = row["before_train_ms"] / row["levels_train_ms"]
+            rows.append(row)
+        del timers
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--depths", default="0,2,4,6,8,10")
+    parser.add_argument("--batches", default="16,64,256")
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--block-size", type=int, default=64, help="output units per gated block (configs/gated.py)")
+    parser.add_argument("--rounds", type=int, default=7, help="timed calls per measurement (median)")
+    parser.add_argument("--call-ms", type=float, default=20.0, help="length of one timed call")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for tests (seconds)")
+    parser.add_argument("--out", default=None, help="JSON output file")
+    args = parser.parse_args()
+    if args.quick:
+        depths, batches, dim, block_size, rounds, call_s = [0, 3], [16], 32, 8, 2, 0.002
+    else:
+        depths, batches = [int(v) for v in args.depths.split(",")], [int(b) for b in args.batches.split(",")]
+        dim, block_size, rounds, call_s = args.dim, args.block_size, args.rounds, args.call_ms / 1e3
+    t0 = time.perf_counter()
+    rows = measure(depths, batches, dim, block_size, rounds, call_s)
+    print(f"tree-gated layer {dim} -> {dim}, output blocks of {block_size}; ms per batch\n")
+    write_report([{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows], args.out)
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
