@@ -13,8 +13,12 @@ gates: the layer of configs/gated.py on XC data), on the same parameters and bat
 Rows: depth, batch, then per form the forward time (`*_fwd_ms`) and the time of a training step's
 gradient (forward and backward with respect to the parameters and the input, `*_train_ms`), ms
 per batch, and the speed-ups of `levels` over `before`. Timing as experiments/benchmarks/gated.py
-(fresh batches in one jitted loop per ~20 ms call, median over round-robin calls): all forms and
-modes of one batch size take turns, so a change of the machine's load hits them alike.
+(fresh batches in one jitted loop per ~20 ms call, median over round-robin calls): the forward
+passes of all forms and depths of one batch size take turns in a new random order each round,
+then the training steps likewise, so that a change of the machine's load hits them alike and no
+call always follows the same other one (a call that follows a kernel-sized training step finds
+the caches and the allocator in another state: in a fixed order `gather` forward, which always
+followed `before` training, came out up to 1.8x slower than `before` forward, the same computation).
 """
 
 from __future__ import annotations
@@ -80,9 +84,12 @@ def measure(depths: list[int], batches: list[int], dim: int, block_size: int, ro
                 timers[k, f"{form}_fwd_ms"] = StreamTimer(apply, params[k], pool, call_s)
                 timers[k, f"{form}_train_ms"] = StreamTimer(train_apply(apply), params[k], pool, call_s)
         times = {key: [] for key in timers}
-        for _ in range(rounds):
-            for key, timer in timers.items():
-                times[key].append(timer.per_batch_ms())
+        order = np.random.default_rng(0)
+        for mode in ("fwd", "train"):
+            keys = [key for key in timers if key[1].endswith(f"_{mode}_ms")]
+            for _ in range(rounds):
+                for i in order.permutation(len(keys)):
+                    times[keys[i]].append(timers[keys[i]].per_batch_ms())
         for k in depths:
             row = dict(depth=k, batch=batch)
             row.update({name: statistics.median(times[k, name]) for kk, name in timers if kk == k})
