@@ -5,6 +5,9 @@
     python launch.py --config=configs/tables/gated.py:data=wordnet_hypernyms --sweep \
         --workdir=runs/tables/gated_wordnet
     python -m xcs.report runs/tables/gated_wordnet --out=experiments/results/gated_wordnet
+    # or from the committed run summaries:
+    python -m xcs.report experiments/results/gated_wordnet/runs --table configs/tables/gated.py:data=wordnet_hypernyms \
+        --out=experiments/results/gated_wordnet
 
 Rows: the encoder's gated layer as tree / table (naive) / dense MLP of the tree's FLOPs / dense MLP
 of the tree's parameters (configs/gated.py); the row label carries the layer's own parameters
