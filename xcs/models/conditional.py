@@ -264,17 +264,6 @@ class GatedDense(nn.Module):
             parts.append(jnp.einsum("bi,bois->bos", x, w) + b)
         y = sum(parts[1:], parts[0])
         return y.reshape(x.shape[0], self.features)
-        w = _gather_sum(kernel, deep) if deep.shape[-1] else jnp.zeros((x.shape[0], n_out, d_in, size), x.dtype)
-        b = _gather_sum(bias, deep) if deep.shape[-1] else jnp.zeros((x.shape[0], n_out, size), x.dtype)
-        if train and spec.gate_gradient == "straight_through" and k:
-            # Zero-valued, gradient-carrying term: t_j = pre_j - stop_grad(pre_j) is 0 forward and
-            # has d t_j / d pre_j = 1, so d y / d pre_j = x (W[one_j] - W[zero_j]) + b[one_j] - b[zero_j].
-            one, zero = _flip_targets(spec.kind, bits, ids)  # [B, O, k] each
-            t = (pre - jax.lax.stop_gradient(pre))[..., None]  # [B, O, k, 1]
-            w = w + jnp.einsum("bojx,bojis->bois", t, _gather(kernel, one) - _gather(kernel, zero))
-            b = b + jnp.sum(t * (_gather(bias, one) - _gather(bias, zero)), axis=2)
-        y = y + jnp.einsum("bi,bois->bos", x, w) + b
-        return y.reshape(x.shape[0], self.features)
 
 
 def _flip_targets(kind: str, bits: jax.Array, ids: jax.Array) -> tuple[jax.Array, jax.Array]:
