@@ -26,8 +26,9 @@ The honest physics: every example needs its own k + 1 blocks, so a batch of B re
 blocks, and at large batches the gated layer reads about as many weight bytes as a dense layer
 of equal parameters (and, unlike it, cannot reuse a block across the batch in one matrix
 product, except in the few top levels that the batch shares, which the layer computes as one
-product once there are >= 4 examples per block: experiments/benchmarks/gated_forms.py). Its win is the computation per example and the latency at small batches, where a
-dense layer of equal parameters must read all 2^{k+1} - 1 blocks for one example. At batch 1 the
+product once there are >= 4 examples per block: experiments/benchmarks/gated_forms.py). Its
+win is the computation per example and the latency at small batches, where a dense layer of
+equal parameters must read all 2^{k+1} - 1 blocks for one example. At batch 1 the
 layer is bound by reading its k + 1 blocks (d^2 floats each); level j of the tree has 2^j blocks,
 so the top levels, shared by many examples, stay in the processor's caches while the blocks of
 deep levels come from main memory: the time per level is higher past the level whose 2^j blocks
