@@ -16,7 +16,7 @@ from xcs.models import build_model
 from xcs.models.conditional import (
     GatedDense,
     GatedSpec,
-    dense_top_nodes,
+    dense_top,
     gate_unit_ids,
     layer_cost,
     matched_hidden,
@@ -81,7 +81,7 @@ def test_parameter_count_is_2_to_the_k_plus_1_minus_1_blocks(depth):
 def test_gradients_reach_only_the_blocks_on_each_examples_path(kind, gate_gradient, copies):
     depth, d_in, d_out, size = 3, 9, 6, 3
     spec = GatedSpec(kind=kind, depth=depth, block_size=size, gate_gradient=gate_gradient)
-    assert dense_top_nodes(spec, copies) == {1: 0, 32: 15 if kind == "tree" else 8}[copies]
+    assert dense_top(spec, copies) == {1: (0, 0), 32: (15, 4) if kind == "tree" else (8, 1)}[copies]
     layer, params, x = random_layer(spec, d_in, d_out, 1, 3)
     units = gate_unit_ids(spec, d_in, d_out // size)
     for i in range(4):
@@ -129,13 +129,14 @@ def test_top_levels_as_one_product_equal_the_dense_reference_with_gradients(kind
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
 
 
-def test_dense_top_nodes_follow_the_batch_and_the_limit():
+def test_dense_top_follows_the_batch_and_the_limit():
     tree = GatedSpec(kind="tree", depth=6, dense_level_blocks=16)
-    assert [dense_top_nodes(tree, b) for b in (1, 3, 4, 8, 16, 32, 64, 4096)] == [0, 0, 1, 3, 7, 15, 31, 31]
-    assert dense_top_nodes(GatedSpec(kind="tree", depth=2, dense_level_blocks=16), 256) == 7  # the whole tree
-    assert dense_top_nodes(GatedSpec(kind="tree", depth=6, dense_level_blocks=0), 256) == 0
-    assert [dense_top_nodes(GatedSpec(kind="table", depth=3), b) for b in (31, 32)] == [0, 8]
-    assert dense_top_nodes(GatedSpec(kind="table", depth=5), 4096) == 0  # 32 blocks > 16
+    assert [dense_top(tree, b) for b in (1, 3, 4, 8, 16, 32, 64, 4096)] == [
+        (0, 0), (0, 0), (1, 1), (3, 2), (7, 3), (15, 4), (31, 5), (31, 5)]
+    assert dense_top(GatedSpec(kind="tree", depth=2, dense_level_blocks=16), 256) == (7, 3)  # the whole tree
+    assert dense_top(GatedSpec(kind="tree", depth=6, dense_level_blocks=0), 256) == (0, 0)
+    assert [dense_top(GatedSpec(kind="table", depth=3), b) for b in (31, 32)] == [(0, 0), (8, 1)]
+    assert dense_top(GatedSpec(kind="table", depth=5), 4096) == (0, 0)  # 32 blocks > 16
     with pytest.raises(ValueError, match="dense_level_blocks=-1"):
         GatedSpec(dense_level_blocks=-1)
 

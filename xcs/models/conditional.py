@@ -150,18 +150,19 @@ def pattern_ids(bits: jax.Array) -> jax.Array:
 EXAMPLES_PER_DENSE_BLOCK = 4
 
 
-def dense_top_nodes(spec: GatedSpec, batch: int) -> int:
-    """How many blocks, from node 0 in heap order, the layer multiplies with the whole batch.
+def dense_top(spec: GatedSpec, batch: int) -> tuple[int, int]:
+    """(blocks, id columns) that the layer multiplies with the whole batch: blocks 0..n - 1 in heap order.
 
     Tree level j (2^j blocks, nodes 2^j - 1 .. 2^{j+1} - 2) qualifies when
     2^j <= min(spec.dense_level_blocks, batch / EXAMPLES_PER_DENSE_BLOCK); the qualifying levels are
-    0..m, whose nodes are 0 .. 2^{m+1} - 2. The table qualifies as a whole or not at all.
+    0..m, whose nodes are 0 .. 2^{m+1} - 2, read from id columns 0..m. The table qualifies as a
+    whole (its one id column) or not at all.
     """
     limit = min(spec.dense_level_blocks, batch // EXAMPLES_PER_DENSE_BLOCK)
     if spec.kind == "table":
-        return 2**spec.depth if 2**spec.depth <= limit else 0
+        return (2**spec.depth, 1) if 2**spec.depth <= limit else (0, 0)
     levels = sum(1 for j in range(spec.depth + 1) if 2**j <= limit)
-    return 2**levels - 1
+    return 2**levels - 1, levels
 
 
 def _dense_top(x: jax.Array, kernel: jax.Array, bias: jax.Array, ids: jax.Array) -> jax.Array:
@@ -244,9 +245,7 @@ class GatedDense(nn.Module):
             ids = path_nodes(bits)  # [B, O, k + 1]
         else:
             ids = pattern_ids(bits)[..., None]  # [B, O, 1]
-        n_top = dense_top_nodes(spec, x.shape[0])
-        # Id columns of the top levels (tree: levels 0..m hold the 2^(m+1) - 1 top nodes; table: its column).
-        top = int(np.log2(n_top + 1)) if spec.kind == "tree" else int(n_top > 0)
+        n_top, top = dense_top(spec, x.shape[0])  # blocks 0..n_top - 1, from id columns 0..top - 1
         parts = []  # [B, O, size] each
         if top:
             parts.append(_dense_top(x, kernel[:n_top], bias[:n_top], ids[..., :top]))
