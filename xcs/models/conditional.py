@@ -34,9 +34,9 @@ Gradients of the bits (`gate_gradient`):
                      where gating units are ordinary hidden units whose signs select blocks.
   straight_through   d out / d bit_j is taken as the difference between the two children of
                      level j (x W[child1] - x W[child0] plus biases), and d bit / d unit = 1
-                     (Bengio et al. 2013). This reads 2k more blocks per example in training;
-                     the sibling blocks enter with a weight whose value is exactly zero, so
-                     their gradient is exactly zero and the forward value is unchanged.
+                     (Bengio et al. 2013). This reads 2k more blocks per example in training's
+                     backward pass, one level at a time (`_gate_slopes`); the forward value is
+                     unchanged and no gradient reaches the sibling blocks through it.
 """
 
 from __future__ import annotations
@@ -176,12 +176,6 @@ def _dense_top(x: jax.Array, kernel: jax.Array, bias: jax.Array, ids: jax.Array)
     return jnp.sum(jnp.where(on_path[..., None], z, 0.0), axis=1)
 
 
-def _gather(table: jax.Array, ids: jax.Array) -> jax.Array:
-    """table [N, O, ...], ids [B, O, J] -> [B, O, J, ...]: block ids[b, o, j] of output block o."""
-    out_block = jnp.arange(table.shape[1])[None, :, None]
-    return table[ids, out_block]
-
-
 @jax.custom_vjp
 def _gather_sum(table: jax.Array, ids: jax.Array) -> jax.Array:
     """sum_j table[ids[b, o, j], o] -> [B, O, ...], one level at a time.
@@ -254,15 +248,47 @@ class GatedDense(nn.Module):
             w = _gather_sum(kernel, deep)  # [B, O, d_in, size]: the example's own sum of deep blocks
             parts.append(jnp.einsum("bi,bois->bos", x, w) + _gather_sum(bias, deep))
         if train and spec.gate_gradient == "straight_through" and k:
-            # Zero-valued, gradient-carrying term: t_j = pre_j - stop_grad(pre_j) is 0 forward and
-            # has d t_j / d pre_j = 1, so d y / d pre_j = x (W[one_j] - W[zero_j]) + b[one_j] - b[zero_j].
             one, zero = _flip_targets(spec.kind, bits, ids)  # [B, O, k] each
-            t = (pre - jax.lax.stop_gradient(pre))[..., None]  # [B, O, k, 1]
-            w = jnp.einsum("bojx,bojis->bois", t, _gather(kernel, one) - _gather(kernel, zero))
-            b = jnp.sum(t * (_gather(bias, one) - _gather(bias, zero)), axis=2)
-            parts.append(jnp.einsum("bi,bois->bos", x, w) + b)
+            frozen = [jax.lax.stop_gradient(a) for a in (x, kernel, bias)]
+            parts.append(_gate_slopes(pre, *frozen, one, zero))  # zero, with the straight-through d y / d pre
         y = sum(parts[1:], parts[0])
         return y.reshape(x.shape[0], self.features)
+
+
+@jax.custom_vjp
+def _gate_slopes(pre: jax.Array, x: jax.Array, kernel: jax.Array, bias: jax.Array, one: jax.Array,
+                 zero: jax.Array) -> jax.Array:
+    """Exactly zero [B, O, size], whose gradient with respect to the gating units pre [B, O, k] is the
+    straight-through one: d y / d pre_j = x (W[one_j] - W[zero_j]) + b[one_j] - b[zero_j] (the children
+    that bit j chooses between, the rest of the path kept); nothing flows to x, W or b from this term.
+
+    The backward reads the 2k sibling blocks one level at a time ([B, O, d_in, size] at once), where
+    a zero-valued product t_j (W[one_j] - W[zero_j]) with autodiff would gather all of them
+    ([B, O, k, d_in, size], twice) and scatter their zero cotangents into two kernel-sized arrays.
+    """
+    return jnp.zeros((*pre.shape[:2], kernel.shape[-1]), kernel.dtype)
+
+
+def _gate_slopes_fwd(pre, x, kernel, bias, one, zero):
+    return _gate_slopes(pre, x, kernel, bias, one, zero), (x, kernel, bias, one, zero)
+
+
+def _gate_slopes_bwd(residuals, cotangent: jax.Array):
+    x, kernel, bias, one, zero = residuals
+    out_block = jnp.arange(kernel.shape[1])[None, :]
+    slopes = []  # [B, O] per bit
+    for j in range(one.shape[-1]):
+        a, b = one[..., j], zero[..., j]
+        # (x (W[a] - W[b])) . cotangent for one level: its sibling difference [B, O, d_in, size]
+        # contracted with the cotangent, then with x.
+        towards = jnp.einsum("bois,bos->boi", kernel[a, out_block] - kernel[b, out_block], cotangent)
+        slopes.append(jnp.einsum("bi,boi->bo", x, towards)
+                      + jnp.sum((bias[a, out_block] - bias[b, out_block]) * cotangent, axis=-1))
+    # x, the kernel and the bias enter stop-gradiented (their cotangents here are exactly zero).
+    return jnp.stack(slopes, axis=-1), None, None, None, None, None
+
+
+_gate_slopes.defvjp(_gate_slopes_fwd, _gate_slopes_bwd)
 
 
 def _flip_targets(kind: str, bits: jax.Array, ids: jax.Array) -> tuple[jax.Array, jax.Array]:
