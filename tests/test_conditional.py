@@ -314,8 +314,16 @@ def test_forms_benchmark_compares_the_same_function_and_reports_every_form():
     for y, s in zip(outputs[1:], steps[1:]):
         np.testing.assert_allclose(np.asarray(y), np.asarray(outputs[0]), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(float(s), float(steps[0]), rtol=1e-4)
+    # The straight-through forms: the same output, the same gradients, and not those without the term.
+    st = [jax.grad(lambda p, x, f=f: jnp.sum(jnp.tanh(bench.form_apply(f, 3, 16, 4)(p, x))), argnums=(0, 1))(params, x)
+          for f in bench.STRAIGHT_THROUGH_FORMS]
+    for g, w in zip(jax.tree.leaves(st[1]), jax.tree.leaves(st[0])):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
+    plain = jax.grad(lambda x: jnp.sum(jnp.tanh(bench.form_apply("levels", 3, 16, 4)(params, x))))(x)
+    assert not np.allclose(np.asarray(plain), np.asarray(st[0][1]), atol=1e-3)
     rows = bench.measure(depths=[0, 2], batches=[16], dim=8, block_size=4, rounds=1, call_s=0.0005)
     assert [(r["depth"], r["batch"]) for r in rows] == [(0, 16), (2, 16)]
     for r in rows:
         assert all(r[f"{f}_{m}_ms"] > 0 for f in bench.FORMS for m in ("fwd", "train"))
+        assert all(r[f"{f}_train_ms"] > 0 for f in bench.STRAIGHT_THROUGH_FORMS)
         assert r["fwd_speedup"] == r["before_fwd_ms"] / r["levels_fwd_ms"]

@@ -12,7 +12,14 @@ gates: the layer of configs/gated.py on XC data), on the same parameters and bat
            per block, as one product of the batch with all their blocks; the rest as `gather`
 Rows: depth, batch, then per form the forward time (`*_fwd_ms`) and the time of a training step's
 gradient (forward and backward with respect to the parameters and the input, `*_train_ms`), ms
-per batch, and the speed-ups of `levels` over `before`. Timing as experiments/benchmarks/gated.py
+per batch, and the speed-ups of `levels` over `before`. Then the training step with
+gate_gradient=straight_through (the forward is the same):
+  st_before  the straight-through term as it was: t_j (W[one_j] - W[zero_j]) with t_j = pre_j -
+             stop_grad(pre_j), the 2k sibling blocks of every example gathered at once
+             ([B, O, k, d, size], twice) and autodiff's gradient (reproduced as
+             `straight_through_before_apply`, on top of the default layer)
+  st_levels  the layer now: the siblings read one level at a time in the backward pass
+and `st_train_speedup` = st_before / st_levels. Timing as experiments/benchmarks/gated.py
 (fresh batches in one jitted loop per ~20 ms call, median over round-robin calls): the forward
 passes of all forms and depths of one batch size take turns in a new random order each round,
 then the training steps likewise, so that a change of the machine's load hits them alike and no
@@ -24,6 +31,7 @@ followed `before` training, came out up to 1.8x slower than `before` forward, th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -36,6 +44,7 @@ from experiments.benchmarks.gated import POOL_EXAMPLES, StreamTimer, chunked_nor
 from xcs.models.conditional import GatedDense, GatedSpec, blocks_used, gate_unit_ids, path_nodes
 
 FORMS = ("before", "gather", "levels")
+STRAIGHT_THROUGH_FORMS = ("st_before", "st_levels")  # training step only
 
 
 def before_apply(params: dict, x: jax.Array, spec: GatedSpec) -> jax.Array:
@@ -50,11 +59,32 @@ def before_apply(params: dict, x: jax.Array, spec: GatedSpec) -> jax.Array:
     return (jnp.einsum("bi,bois->bos", x, w) + b).reshape(x.shape[0], -1)
 
 
+def straight_through_before_apply(params: dict, x: jax.Array, spec: GatedSpec) -> jax.Array:
+    """The layer in training with the straight-through term as it was: zero-weighted sibling blocks of all k
+    bits gathered at once, autodiff's gradient (on top of the layer's own gate_gradient=none output)."""
+    kernel, bias = params["params"]["kernel"], params["params"]["bias"]
+    n_out, size = kernel.shape[1], kernel.shape[3]
+    plain = GatedDense(n_out * size, dataclasses.replace(spec, gate_gradient="none")).apply(params, x, True)
+    units = jnp.asarray(gate_unit_ids(spec, x.shape[-1], n_out))
+    pre = x[:, units]  # [B, O, k]
+    parent = path_nodes((pre > 0).astype(jnp.int32))[..., :-1]  # the node at level j decides bit j
+    one, zero, out_block = 2 * parent + 2, 2 * parent + 1, jnp.arange(n_out)[None, :, None]
+    t = (pre - jax.lax.stop_gradient(pre))[..., None]  # [B, O, k, 1]: zero, d t / d pre = 1
+    w = jnp.einsum("bojx,bojis->bois", t, kernel[one, out_block] - kernel[zero, out_block])
+    b = jnp.sum(t * (bias[one, out_block] - bias[zero, out_block]), axis=2)
+    return plain + (jnp.einsum("bi,bois->bos", x, w) + b).reshape(x.shape[0], -1)
+
+
 def form_apply(form: str, depth: int, dim: int, block_size: int):
-    """apply(params, x) of one form; the parameters' layout is the same for all three."""
+    """apply(params, x) of one form; the parameters' layout is the same for all of them."""
     spec = GatedSpec(kind="tree", depth=depth, block_size=block_size, dense_level_blocks=0 if form == "gather" else 16)
     if form == "before":
         return lambda params, x: before_apply(params, x, spec)
+    if form in STRAIGHT_THROUGH_FORMS:
+        spec = dataclasses.replace(spec, gate_gradient="straight_through")
+        if form == "st_before":
+            return lambda params, x: straight_through_before_apply(params, x, spec)
+        return lambda params, x: GatedDense(dim, spec).apply(params, x, True)
     return GatedDense(dim, spec).apply
 
 
@@ -83,6 +113,9 @@ def measure(depths: list[int], batches: list[int], dim: int, block_size: int, ro
                 apply = form_apply(form, k, dim, block_size)
                 timers[k, f"{form}_fwd_ms"] = StreamTimer(apply, params[k], pool, call_s)
                 timers[k, f"{form}_train_ms"] = StreamTimer(train_apply(apply), params[k], pool, call_s)
+            for form in STRAIGHT_THROUGH_FORMS:
+                apply = form_apply(form, k, dim, block_size)
+                timers[k, f"{form}_train_ms"] = StreamTimer(train_apply(apply), params[k], pool, call_s)
         times = {key: [] for key in timers}
         order = np.random.default_rng(0)
         for mode in ("fwd", "train"):
@@ -95,6 +128,7 @@ def measure(depths: list[int], batches: list[int], dim: int, block_size: int, ro
             row.update({name: statistics.median(times[k, name]) for kk, name in timers if kk == k})
             row["fwd_speedup"] = row["before_fwd_ms"] / row["levels_fwd_ms"]
             row["train_speedup"] = row["before_train_ms"] / row["levels_train_ms"]
+            row["st_train_speedup"] = row["st_before_train_ms"] / row["st_levels_train_ms"]
             rows.append(row)
         del timers
     return rows
