@@ -34,9 +34,10 @@ Gradients of the bits (`gate_gradient`):
                      where gating units are ordinary hidden units whose signs select blocks.
   straight_through   d out / d bit_j is taken as the difference between the two children of
                      level j (x W[child1] - x W[child0] plus biases), and d bit / d unit = 1
-                     (Bengio et al. 2013). This reads 2k more blocks per example in training's
-                     backward pass, one level at a time (`_gate_slopes`); the forward value is
-                     unchanged and no gradient reaches the sibling blocks through it.
+                     (Bengio et al. 2013). For the levels of the top product both children's
+                     outputs are already computed; below, training's backward pass reads the two
+                     children per example one level at a time (`_gate_slopes`). The forward
+                     value is unchanged and no gradient reaches the sibling blocks through it.
 """
 
 from __future__ import annotations
@@ -165,14 +166,17 @@ def dense_top(spec: GatedSpec, batch: int) -> tuple[int, int]:
     return 2**levels - 1, levels
 
 
-def _dense_top(x: jax.Array, kernel: jax.Array, bias: jax.Array, ids: jax.Array) -> jax.Array:
-    """sum_j x W[ids[b, o, j], o] + b[...] -> [B, O, size] for ids < n = kernel.shape[0], as one product.
+def _top_outputs(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    """x W[n, o] + b[n, o] -> [B, n, O, size]: every example times all n top blocks, as one product."""
+    return jnp.einsum("bi,nois->bnos", x, kernel) + bias
 
-    Every example times all n blocks ([B, n, O, size]); each example then keeps the outputs of
-    the nodes on its path. The rest is selected away (exactly zero, and so is its gradient).
+
+def _path_sum(z: jax.Array, ids: jax.Array) -> jax.Array:
+    """sum_j z[b, ids[b, o, j], o] -> [B, O, size]: each example keeps the outputs of the nodes on its path.
+
+    The rest is selected away (exactly zero, and so is its gradient).
     """
-    z = jnp.einsum("bi,nois->bnos", x, kernel) + bias  # [B, n, O, size]
-    on_path = jnp.any(ids[:, None] == jnp.arange(kernel.shape[0])[None, :, None, None], axis=-1)  # [B, n, O]
+    on_path = jnp.any(ids[:, None] == jnp.arange(z.shape[1])[None, :, None, None], axis=-1)  # [B, n, O]
     return jnp.sum(jnp.where(on_path[..., None], z, 0.0), axis=1)
 
 
@@ -242,15 +246,26 @@ class GatedDense(nn.Module):
         n_top, top = dense_top(spec, x.shape[0])  # blocks 0..n_top - 1, from id columns 0..top - 1
         parts = []  # [B, O, size] each
         if top:
-            parts.append(_dense_top(x, kernel[:n_top], bias[:n_top], ids[..., :top]))
+            z = _top_outputs(x, kernel[:n_top], bias[:n_top])  # [B, n_top, O, size]
+            parts.append(_path_sum(z, ids[..., :top]))
         if top < ids.shape[-1]:
             deep = ids[..., top:]
             w = _gather_sum(kernel, deep)  # [B, O, d_in, size]: the example's own sum of deep blocks
             parts.append(jnp.einsum("bi,bois->bos", x, w) + _gather_sum(bias, deep))
         if train and spec.gate_gradient == "straight_through" and k:
             one, zero = _flip_targets(spec.kind, bits, ids)  # [B, O, k] each
-            frozen = [jax.lax.stop_gradient(a) for a in (x, kernel, bias)]
-            parts.append(_gate_slopes(pre, *frozen, one, zero))  # zero, with the straight-through d y / d pre
+            m = (k if top else 0) if spec.kind == "table" else max(top - 1, 0)  # bits whose two choices are in z
+            if m:
+                # Both choices' outputs are already in the top product: t_j (z[one_j] - z[zero_j]) with
+                # t_j = pre_j - stop_grad(pre_j) is zero forward and has d / d pre_j = z[one_j] - z[zero_j].
+                t = pre[..., :m] - jax.lax.stop_gradient(pre[..., :m])  # [B, O, m]
+                outputs = jnp.moveaxis(z, 1, 2)  # [B, O, n_top, size]
+                pick = lambda nodes: jnp.take_along_axis(outputs, nodes[..., :m, None], axis=2)  # [B, O, m, size]
+                parts.append(jnp.einsum("boj,bojs->bos", t, pick(one) - pick(zero)))
+            if m < k:
+                frozen = [jax.lax.stop_gradient(a) for a in (x, kernel, bias)]
+                # zero, with the straight-through d y / d pre for the bits choosing between gathered blocks
+                parts.append(_gate_slopes(pre[..., m:], *frozen, one[..., m:], zero[..., m:]))
         y = sum(parts[1:], parts[0])
         return y.reshape(x.shape[0], self.features)
 
