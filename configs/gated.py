@@ -13,6 +13,8 @@ Variants (`--config=configs/gated.py:layer=tree,depth=6,smoke`):
   layer=dense_flops     a dense MLP with the tree layer's FLOPs per example
   layer=dense_params    a dense MLP with the tree layer's parameters
   depth=K               gating bits k
+  st                    gate_gradient=straight_through (XC data only: on the region task the gates
+                        are raw input features, and the config refuses it)
   smoke                 a run that takes seconds (tests run it end to end)
 """
 
@@ -25,12 +27,13 @@ from xcs.config import parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant = parse_arg(arg, {"data": "region", "layer": "tree", "depth": 6, "smoke": False})
+    variant = parse_arg(arg, {"data": "region", "layer": "tree", "depth": 6, "st": False, "smoke": False})
     config = default.get_config()
     gated = config.model.encoder.gated
     gated.enabled = True
     gated.kind = variant.layer
     gated.depth = variant.depth
+    gated.gate_gradient = "straight_through" if variant.st else "none"
     if variant.data == "region":
         config.data.source = "region"
         config.data.name = "region"

@@ -1,6 +1,7 @@
 """Tree-gated layer (xcs.models.conditional) against the naive per-example sum of selected blocks."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from configs import default
+from configs import gated as gated_configs
 from tests.conftest import ROOT
 from xcs.data import region
 from xcs.models import build_model
@@ -18,6 +20,7 @@ from xcs.models.conditional import (
     GatedSpec,
     dense_top,
     gate_unit_ids,
+    gated_spec,
     layer_cost,
     matched_hidden,
     naive_gated,
@@ -250,6 +253,29 @@ def test_region_task_is_deterministic_with_one_label_per_point():
     assert labels.indices.tolist() == want
     with pytest.raises(ValueError, match="region_bits"):
         region.RegionSpec(dim=2, region_bits=3)
+
+
+def test_straight_through_is_refused_where_the_gates_are_raw_inputs():
+    with pytest.raises(ValueError, match="gate_gradient='straight_through' with position='input'"):
+        gated_spec(gated_configs.get_config("smoke,st"))  # region: the gates are signs of x
+    assert gated_spec(gated_configs.get_config("smoke,st,data=synthetic")).gate_gradient == "straight_through"
+
+
+def test_gated_table_sweep_has_the_straight_through_row_on_xc_data_only(tmp_path):
+    from configs.tables import gated as table
+    from xcs import sweep
+
+    for arg, layers in (("data=region,seeds=2", 4), ("data=wordnet_hypernyms,seeds=1", 5)):
+        # plan builds every run's config with its overrides: a refused combination fails here
+        runs = sweep.plan(os.path.join(ROOT, f"configs/tables/gated.py:{arg}"), str(tmp_path / "runs"))
+        labels = []
+        for run in runs:
+            overrides = dict(run.overrides)
+            config = table.get_config(overrides.pop("arg", arg))  # each row's own `:ARG`
+            sweep.apply_overrides(config, overrides, run.name)
+            labels.append(table._row(config.to_dict()))
+        assert len(runs) == layers * (2 if "seeds=2" in arg else 1) and len(set(labels)) == layers
+        assert sum("straight-through" in label for label in labels) == (layers == 5)
 
 
 def test_smoke_training_through_launch(tmp_path):

@@ -10,14 +10,17 @@
         --out=experiments/results/gated_wordnet
 
 Rows: the encoder's gated layer as tree / table (naive) / dense MLP of the tree's FLOPs / dense MLP
-of the tree's parameters (configs/gated.py); the row label carries the layer's own parameters
-and FLOPs per example (xcs.models.conditional.layer_cost), the columns P@1/3/5 (P@1 is the
-accuracy on the region task), the whole model's parameters and seconds per epoch.
+of the tree's parameters (configs/gated.py), and on XC data also the tree with straight-through
+gate gradients (on the region task the gates are raw input features: nothing to train). The row
+label carries the layer's own parameters and FLOPs per example (xcs.models.conditional.layer_cost),
+the columns P@1/3/5 (P@1 is the accuracy on the region task), the whole model's parameters and
+seconds per epoch.
 
 Variants (`:key=value,...`):
   data=region|NAME   the synthetic region task (default) or XC-format data in $XCS_DATA_DIR/NAME
   layer=KIND         the run that get_config gives alone: tree | table | dense_flops | dense_params
   depth=K            gating bits of the tree and table layers (default 6)
+  st                 the run that get_config gives alone uses straight-through gate gradients
   seeds=N            runs per row with seeds 0..N-1 (mean ± std; default 3, 1 with smoke)
   smoke              seconds-long runs (the tests run it)
 """
@@ -32,7 +35,7 @@ from configs import gated
 from xcs.config import parse_arg
 from xcs.models.conditional import GatedSpec, layer_cost
 
-VARIANTS = {"data": "region", "layer": "tree", "depth": 6, "seeds": 3, "smoke": False}
+VARIANTS = {"data": "region", "layer": "tree", "depth": 6, "st": False, "seeds": 3, "smoke": False}
 LAYERS = ("tree", "table", "dense_flops", "dense_params")
 
 
@@ -43,22 +46,23 @@ def _variant(arg: str | None) -> ml_collections.ConfigDict:
     return v
 
 
-def _arg(v: ml_collections.ConfigDict, layer: str) -> str:
-    return f"data={v.data},layer={layer},depth={v.depth}" + (",smoke" if v.smoke else "")
+def _arg(v: ml_collections.ConfigDict, layer: str, st: bool = False) -> str:
+    return f"data={v.data},layer={layer},depth={v.depth}" + (",st" if st else "") + (",smoke" if v.smoke else "")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """One run of the table: the `layer` variant (tree unless the sweep's `arg` says otherwise)."""
     v = _variant(arg)
-    return gated.get_config(_arg(v, v.layer))
+    return gated.get_config(_arg(v, v.layer, v.st))
 
 
 def sweep(add, arg: str | None = None) -> None:
-    """Each layer kind, one run per seed."""
+    """Each layer kind, one run per seed; on XC data also the tree with straight-through gate gradients."""
     v = _variant(arg)
-    for layer in LAYERS:
+    runs = [(layer, False) for layer in LAYERS] + ([("tree", True)] if v.data != "region" else [])
+    for layer, st in runs:
         for seed in range(v.seeds):
-            add(arg=_arg(v, layer), seed=seed)
+            add(arg=_arg(v, layer, st), seed=seed)
 
 
 def _row(config: dict[str, Any]) -> str:
@@ -68,7 +72,9 @@ def _row(config: dict[str, Any]) -> str:
                      gate_units=g["gate_units"], gate_gradient=g["gate_gradient"])
     d_in = data["region"]["dim"] if g["position"] == "input" else enc["width"]
     cost = layer_cost(spec, d_in, enc["width"])
-    return f"{g['kind']} k={g['depth']} (layer {_si(cost['params'])} params, {_si(cost['flops_per_example'])} FLOP/ex)"
+    st = ", straight-through" if g["gate_gradient"] == "straight_through" else ""
+    return (f"{g['kind']} k={g['depth']}{st} (layer {_si(cost['params'])} params, "
+            f"{_si(cost['flops_per_example'])} FLOP/ex)")
 
 
 def _si(n: int) -> str:

@@ -341,6 +341,11 @@ def gated_spec(config) -> GatedSpec | None:
     g = config.model.encoder.gated
     if not g.enabled:
         return None
+    if g.position == "input" and g.gate_gradient == "straight_through":
+        # The input layer's gates are signs of raw features: a gradient for them has nothing to train.
+        raise ValueError("config.model.encoder.gated.gate_gradient='straight_through' with position='input': the "
+                         "gates are signs of the raw input features, which no parameter produces; use "
+                         "gate_gradient=none (or position=residual, whose gates are hidden units)")
     return GatedSpec(kind=g.kind, position=g.position, depth=g.depth, block_size=g.block_size,
                      gate_units=g.gate_units, gate_gradient=g.gate_gradient, dense_level_blocks=g.dense_level_blocks)
 
