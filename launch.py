@@ -67,5 +67,8 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    from xcs.system import restart_with_huge_pages
+
+    restart_with_huge_pages()  # before any work: glibc reads the tunable only at start (xcs/system.py says why)
     logging.set_verbosity(logging.INFO)
     app.run(main)
