@@ -329,6 +329,29 @@ def test_benchmark_cache_depth_and_fresh_batches():
     assert seen == [(seen[0] + i) % 10 for i in range(3)]
 
 
+def test_benchmark_cold_protocol_clears_the_caches_before_every_call():
+    from experiments.benchmarks import gated as bench
+
+    events = []
+    pool = jnp.arange(4.0).reshape(4, 1, 1)
+    timer = bench.ColdTimer(lambda w, x: x * w, jnp.full((), 2.0), pool, evict=lambda: events.append("evict"))
+    assert events == ["evict"] * 2  # the compiling call and the first timed one
+    fn = timer._fn
+    timer._fn = lambda w, pool, i: events.append(int(i)) or fn(w, pool, i)
+    for _ in range(5):
+        timer.call()
+    # Each call: the caches cleared first, then the next example of the pool (wrapping round).
+    assert events[2:] == ["evict", 2, "evict", 3, "evict", 0, "evict", 1, "evict", 2]
+    assert float(fn(jnp.full((), 2.0), pool, jnp.asarray(3))[0, 0]) == 6.0
+    assert bench.CacheEvictor(1.0)._buffer.nbytes == 4 * 2**20  # four times the cache
+    result = bench.run(depths=[0, 1, 2], batches=[1], dim=8, max_dense_mb=1.0, rounds=3, cache_mb=0.25,
+                       protocol="cold")
+    assert result["cache_depth"] is None and [f["depths"] for f in result["fits"]] == ["0-2"]
+    assert all(r["gated_ms"] > 0 and r["dense_same_params_ms"] > 0 for r in result["rows"])
+    with pytest.raises(ValueError, match="protocol 'warm'"):
+        bench.run(depths=[0], batches=[1], dim=8, max_dense_mb=1.0, protocol="warm")
+
+
 def test_forms_benchmark_compares_the_same_function_and_reports_every_form():
     from experiments.benchmarks import gated_forms as bench
 

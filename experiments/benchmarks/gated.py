@@ -1,6 +1,7 @@
 """Tree-gated layer vs dense layers of the same FLOPs and of the same parameters (forward pass).
 
-  python -m experiments.benchmarks.gated [--depths 0-12] [--batches 1,16,256] [--dim 256] --out gated.json
+  python -m experiments.benchmarks.gated [--depths 0-12] [--batches 1,16,256] [--dim 256]
+      [--protocol stream|cold] --out gated.json
 
 For each depth k and batch size B: a tree-gated layer d -> d (xcs.models.conditional.GatedDense,
 one output block, gates = signs of k input units, inputs N(0, 1) so paths vary per example)
@@ -21,6 +22,12 @@ How a time is measured (what a batch really costs, not Python's dispatch):
   - the gated and same-FLOPs layers of all depths are timed round-robin, one call each per round,
     so that a change in the machine's load during the run hits every depth alike instead of
     bending the curve over k; the same-parameter layers (up to seconds a call) follow, per depth.
+That is the default, --protocol stream. With --protocol cold a timed call runs one batch, after
+the caches were cleared by reading a buffer 4x the last-level cache (CacheEvictor; not timed),
+and the reported value is the median over --rounds (default 301) such calls, round-robin as
+above: every block then comes from main memory, as for a tree far larger than the cache or a
+server that does other work between queries, and each time includes one dispatch from cold
+caches (a constant over k, which the fit's intercept takes).
 
 The honest physics: every example needs its own k + 1 blocks, so a batch of B reads B (k + 1)
 blocks, and at large batches the gated layer reads about as many weight bytes as a dense layer
@@ -32,8 +39,9 @@ equal parameters must read all 2^{k+1} - 1 blocks for one example. At batch 1 th
 layer is bound by reading its k + 1 blocks (d^2 floats each); level j of the tree has 2^j blocks,
 so the top levels, shared by many examples, stay in the processor's caches while the blocks of
 deep levels come from main memory: the time per level is higher past the level whose 2^j blocks
-outgrow the cache. After the table, the benchmark fits gated_ms = a + b k at each batch size (R^2),
-and at batch 1 also separately below and above that level, and prints the speed-up over the
+outgrow the cache (under the stream protocol; from cold caches every level reads main memory).
+After the table, the benchmark fits gated_ms = a + b k at each batch size (R^2), and at batch 1
+(stream protocol) also separately below and above that level, and prints the speed-up over the
 same-parameter dense layer at batch 1 and k = 10.
 """
 
@@ -57,10 +65,18 @@ from xcs.system import machine_info
 
 PHYSICS = ("Each example reads its own k + 1 blocks: at large batches the gated layer reads about as many weight "
            "bytes as a dense layer of equal parameters; its win is per-example computation and latency at small "
-           "batches. Times are per batch: the median over round-robin calls, each running ~20 ms of fresh batches "
-           "in one jitted loop. At batch 1 the time per level is higher for the levels whose 2^j blocks outgrow "
-           "the processor's caches (their blocks come from main memory).")
+           "batches.")
+TIMING = {
+    "stream": ("Times are per batch: the median over round-robin calls, each running ~20 ms of fresh batches in one "
+               "jitted loop. At batch 1 the time per level is higher for the levels whose 2^j blocks outgrow the "
+               "processor's caches (their blocks come from main memory)."),
+    "cold": ("Times are per batch: the median over round-robin calls of one fresh batch each, every call after the "
+             "caches were cleared (a read of 4x the last-level cache), so every block comes from main memory; a "
+             "time includes one dispatch from cold caches, the same at every depth."),
+}
 POOL_EXAMPLES = 4096  # distinct random examples per batch size; a call walks through them
+PROTOCOLS = ("stream", "cold")
+DEFAULT_CACHE_MB = 32.0  # for the evictor where sysfs does not say the cache's size
 
 
 CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
@@ -101,6 +117,51 @@ class StreamTimer:
         return self.call() / self.n * 1e3
 
 
+class CacheEvictor:
+    """Clears the processor's caches of other data by reading a buffer several times the last-level cache."""
+
+    def __init__(self, cache_mb: float, factor: float = 4.0):
+        self._buffer = np.ones(max(1, int(factor * cache_mb * 2**20) // 4), np.float32)
+
+    def __call__(self) -> None:
+        # One float per 64-byte line: every line of the buffer passes through the caches, which
+        # then hold it (and no longer the layer's weights, nor their page-table entries).
+        self._buffer[::16].sum()
+
+
+class ColdTimer:
+    """Times apply(weights, x) on one fresh batch per call, each call after the caches were cleared.
+
+    A call is one dispatch and one batch (its time includes the dispatch, the same at every
+    depth); before it the evictor reads a large buffer, so every weight the call reads comes from
+    main memory: the regime of a tree much larger than the cache, or of a server that does other
+    work between queries, rather than that of a stream of queries sharing the cached top levels.
+    """
+
+    def __init__(self, apply: Callable, weights, pool: jax.Array, evict: CacheEvictor, clock: str = "wall"):
+        def one(weights, pool, i):
+            return apply(weights, jax.lax.dynamic_index_in_dim(pool, i, keepdims=False))
+
+        self._fn = jax.jit(one)
+        self._indices = [jnp.asarray(i, jnp.int32) for i in range(pool.shape[0])]  # no conversion in the timing
+        self._weights, self._pool, self._evict, self._next = weights, pool, evict, 0
+        self._clock = CLOCKS[clock]
+        self.n = 1
+        self.call()  # compile
+        self.call_s = self.call()
+
+    def call(self) -> float:
+        """Seconds of one batch (the next of the pool), dispatch included, from cold caches."""
+        i, self._next = self._indices[self._next], (self._next + 1) % len(self._indices)
+        self._evict()
+        t0 = self._clock()
+        jax.block_until_ready(self._fn(self._weights, self._pool, i))
+        return self._clock() - t0
+
+    def per_batch_ms(self) -> float:
+        return self.call() * 1e3
+
+
 def _dense(w: jax.Array, x: jax.Array) -> jax.Array:
     return x @ w
 
@@ -132,18 +193,27 @@ def gated_params(depth: int, dim: int) -> tuple[GatedDense, dict]:
 
 
 def measure_batch(batch: int, depths: list[int], gated: dict, dim: int, max_dense_mb: float, rounds: int,
-                  call_s: float, clock: str = "wall") -> list[dict]:
-    """Rows of one batch size; `gated` maps depth -> (layer, params)."""
+                  call_s: float, clock: str = "wall", evict: CacheEvictor | None = None) -> list[dict]:
+    """Rows of one batch size; `gated` maps depth -> (layer, params).
+
+    Without `evict` the streaming protocol (StreamTimer), with it the cold one (ColdTimer).
+    """
     rng = np.random.default_rng(batch)
     pool = jnp.asarray(rng.normal(size=(max(1, POOL_EXAMPLES // batch), batch, dim)), jnp.float32)
+
+    def make_timer(apply: Callable, weights) -> StreamTimer | ColdTimer:
+        if evict is not None:
+            return ColdTimer(apply, weights, pool, evict, clock)
+        return StreamTimer(apply, weights, pool, call_s, clock)
+
     rows = {k: dict(depth=k, batch=batch, params=(2 ** (k + 1) - 1) * dim * dim,
                     flops_per_example=2 * (k + 1) * dim * dim) for k in depths}
     timers = {}
     for k in depths:
         layer, params = gated[k]
-        timers[k, "gated_ms"] = StreamTimer(layer.apply, params, pool, call_s, clock)
+        timers[k, "gated_ms"] = make_timer(layer.apply, params)
         w = jnp.asarray(rng.normal(size=(dim, (k + 1) * dim)) / np.sqrt(dim), jnp.float32)
-        timers[k, "dense_same_flops_ms"] = StreamTimer(_dense, w, pool, call_s, clock)
+        timers[k, "dense_same_flops_ms"] = make_timer(_dense, w)
     times = {key: [] for key in timers}
     for _ in range(rounds):
         for key, timer in timers.items():
@@ -154,10 +224,10 @@ def measure_batch(batch: int, depths: list[int], gated: dict, dim: int, max_dens
         rows[k]["dense_same_params_ms"] = None
         if rows[k]["params"] * 4 / 2**20 <= max_dense_mb:
             w = chunked_normal(jax.random.PRNGKey(1), (dim, (2 ** (k + 1) - 1) * dim), 1.0)
-            timer = StreamTimer(_dense, w, pool, call_s, clock)
-            repeats = int(np.clip(rounds * call_s / timer.call_s, 3, rounds))
-            rows[k]["dense_same_params_ms"] = statistics.median(timer.per_batch_ms() for _ in range(repeats))
-            del timer, w
+            dense = make_timer(_dense, w)
+            repeats = int(np.clip(rounds * call_s / dense.call_s, 3, rounds))
+            rows[k]["dense_same_params_ms"] = statistics.median(dense.per_batch_ms() for _ in range(repeats))
+            del dense, w
     return [rows[k] for k in depths]
 
 
@@ -205,10 +275,16 @@ def speedup_at(rows: list[dict], depth: int = 10, batch: int = 1) -> float | Non
 
 
 def run(depths: list[int], batches: list[int], dim: int, max_dense_mb: float, rounds: int = 15,
-        call_s: float = 0.02, cache_mb: float | None = None, clock: str = "wall") -> dict:
+        call_s: float = 0.02, cache_mb: float | None = None, clock: str = "wall", protocol: str = "stream") -> dict:
+    """Rows and fits; protocol 'stream' (StreamTimer) or 'cold' (ColdTimer, caches cleared before each call)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r}: expected one of {PROTOCOLS}")
+    evict = CacheEvictor(cache_mb or DEFAULT_CACHE_MB) if protocol == "cold" else None
     gated = {k: gated_params(k, dim) for k in depths}  # built once, shared by the batch sizes
-    rows = [r for b in batches for r in measure_batch(b, depths, gated, dim, max_dense_mb, rounds, call_s, clock)]
-    split = cache_depth(dim, cache_mb) if cache_mb else None
+    rows = [r for b in batches
+            for r in measure_batch(b, depths, gated, dim, max_dense_mb, rounds, call_s, clock, evict)]
+    # From cold caches every level's blocks come from main memory: no cache level to split at.
+    split = cache_depth(dim, cache_mb) if cache_mb and protocol == "stream" else None
     return dict(rows=rows, fits=linear_fits(rows, split), cache_depth=split, speedup_k10_b1=speedup_at(rows))
 
 
@@ -246,7 +322,12 @@ def main() -> None:
     parser.add_argument("--batches", default="1,16,256")
     parser.add_argument("--dim", type=int, default=256, help="input and output width d of the layer")
     parser.add_argument("--max-dense-mb", type=float, default=4096.0, help="largest same-parameter dense layer")
-    parser.add_argument("--rounds", type=int, default=15, help="timed calls per measurement (median)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="stream",
+                        help="stream: calls of ~--call-ms over fresh batches in one jitted loop (the top levels, "
+                             "shared by all examples, stay in cache) | cold: one batch per call, each after the "
+                             "caches were cleared (every block from main memory; the time includes one dispatch)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="timed calls per measurement (median); default 15 (stream), 301 (cold: one batch a call)")
     parser.add_argument("--call-ms", type=float, default=20.0, help="length of one timed call")
     parser.add_argument("--cache-mb", type=float, default=None,
                         help="last-level cache for the split fit at batch 1 (default: read from sysfs)")
@@ -261,14 +342,15 @@ def main() -> None:
         depths, batches, dim, rounds, call_s = list(range(0, 7)), [1, 16], 64, 3, 0.002
     else:
         depths, batches, dim = _depths(args.depths), [int(b) for b in args.batches.split(",")], args.dim
-        rounds, call_s = args.rounds, args.call_ms / 1e3
+        rounds, call_s = args.rounds or (301 if args.protocol == "cold" else 15), args.call_ms / 1e3
     cache_mb = args.cache_mb or last_level_cache_mb()
     t0 = time.perf_counter()
-    result = run(depths, batches, dim, args.max_dense_mb, rounds, call_s, cache_mb, args.clock)
-    print(f"tree-gated layer {dim} -> {dim}. {PHYSICS}\n")
+    result = run(depths, batches, dim, args.max_dense_mb, rounds, call_s, cache_mb, args.clock, args.protocol)
+    print(f"tree-gated layer {dim} -> {dim}, protocol {args.protocol}. {PHYSICS} {TIMING[args.protocol]}\n")
     print(markdown_table(_significant(result["rows"])))
-    print(f"\nlinear fit of gated_ms on depth k (cache {cache_mb} MiB holds the whole tree up to "
-          f"k = {result['cache_depth']}):\n")
+    where = (f"cache {cache_mb} MiB holds the whole tree up to k = {result['cache_depth']}"
+             if result["cache_depth"] is not None else f"caches cleared before every call, cache {cache_mb} MiB")
+    print(f"\nlinear fit of gated_ms on depth k ({where}):\n")
     print(markdown_table(_significant(result["fits"])))
     s = result["speedup_k10_b1"]
     print(f"\nbatch 1, k = 10: dense (same params) / gated = {s:.1f}x" if s else "\n(k = 10 at batch 1 not measured)")
@@ -277,7 +359,8 @@ def main() -> None:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
             json.dump({"machine": machine_info(), "dim": dim, "rounds": rounds, "call_ms": call_s * 1e3,
-                       "clock": args.clock, "cache_mb": cache_mb, "note": PHYSICS, **result}, f, indent=2)
+                       "clock": args.clock, "protocol": args.protocol, "cache_mb": cache_mb,
+                       "note": f"{PHYSICS} {TIMING[args.protocol]}", **result}, f, indent=2)
             f.write("\n")
         print(f"wrote {args.out}")
 
