@@ -352,6 +352,14 @@ def test_benchmark_cold_protocol_clears_the_caches_before_every_call():
         bench.run(depths=[0], batches=[1], dim=8, max_dense_mb=1.0, protocol="warm")
 
 
+def test_benchmark_cold_protocol_refuses_an_accelerator(monkeypatch):
+    from experiments.benchmarks import gated as bench
+
+    monkeypatch.setattr(bench.jax, "default_backend", lambda: "gpu")
+    with pytest.raises(ValueError, match="not those of the gpu device"):
+        bench.run(depths=[0], batches=[1], dim=8, max_dense_mb=1.0, protocol="cold")
+
+
 def test_forms_benchmark_compares_the_same_function_and_reports_every_form():
     from experiments.benchmarks import gated_forms as bench
 

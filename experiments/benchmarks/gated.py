@@ -279,6 +279,10 @@ def run(depths: list[int], batches: list[int], dim: int, max_dense_mb: float, ro
     """Rows and fits; protocol 'stream' (StreamTimer) or 'cold' (ColdTimer, caches cleared before each call)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol {protocol!r}: expected one of {PROTOCOLS}")
+    if protocol == "cold" and jax.default_backend() != "cpu":
+        # CacheEvictor reads host memory: an accelerator's own caches would stay warm.
+        raise ValueError(f"protocol 'cold' clears the host processor's caches, not those of the "
+                         f"{jax.default_backend()} device; use protocol 'stream' there")
     evict = CacheEvictor(cache_mb or DEFAULT_CACHE_MB) if protocol == "cold" else None
     gated = {k: gated_params(k, dim) for k in depths}  # built once, shared by the batch sizes
     rows = [r for b in batches
