@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs import default
+from configs import default, xmc
 from xcs.config import parse_arg
 
 
@@ -55,17 +55,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 
 def _smoke(config: ml_collections.ConfigDict) -> None:
+    xmc.smoke(config)
     r = config.data.region
     r.num_train, r.num_test, r.dim, r.region_bits = 1000, 200, 8, 3
-    s = config.data.synthetic
-    s.num_train, s.num_test, s.num_features, s.num_labels, s.num_clusters = 1000, 200, 2000, 300, 20
-    config.model.encoder.width = 32
     config.model.encoder.gated.depth = min(config.model.encoder.gated.depth, 3)
     config.model.encoder.gated.block_size = 0
-    config.train.steps = 40
-    config.train.warmup_steps = 5
-    config.train.batch_size = 64
-    config.train.log_every = 10
-    config.train.checkpoint_every = 20
-    config.eval.batch_size = 128
-    config.model.head.label_chunk = 128

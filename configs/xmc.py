@@ -39,7 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if variant.encoder != "tfidf":
         TEXT_ENCODERS[variant.encoder](config)
     if variant.smoke:
-        _smoke(config)
+        smoke(config)
         if variant.encoder != "tfidf":
             _text_smoke(config)
     return config
@@ -57,7 +57,8 @@ def _tfidf_model(config: ml_collections.ConfigDict) -> None:
     config.train.epochs = 8.0
 
 
-def _smoke(config: ml_collections.ConfigDict) -> None:
+def smoke(config: ml_collections.ConfigDict) -> None:
+    """A run of seconds on small synthetic data (the tests run it); configs/gated.py starts from it too."""
     s = config.data.synthetic
     s.num_train, s.num_test, s.num_features, s.num_labels, s.num_clusters = 1000, 200, 2000, 300, 20
     config.model.encoder.width = 32
