@@ -138,7 +138,7 @@ class ColdTimer:
     work between queries, rather than that of a stream of queries sharing the cached top levels.
     """
 
-    def __init__(self, apply: Callable, weights, pool: jax.Array, evict: CacheEvictor, clock: str = "wall"):
+    def __init__(self, apply: Callable, weights, pool: jax.Array, evict: Callable[[], None], clock: str = "wall"):
         def one(weights, pool, i):
             return apply(weights, jax.lax.dynamic_index_in_dim(pool, i, keepdims=False))
 
@@ -146,7 +146,6 @@ class ColdTimer:
         self._indices = [jnp.asarray(i, jnp.int32) for i in range(pool.shape[0])]  # no conversion in the timing
         self._weights, self._pool, self._evict, self._next = weights, pool, evict, 0
         self._clock = CLOCKS[clock]
-        self.n = 1
         self.call()  # compile
         self.call_s = self.call()
 
