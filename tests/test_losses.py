@@ -5,7 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from xcs.losses import LOSSES
+from xcs.losses import (
+    FROM_LOG_PARTITION,
+    LOSSES,
+    one_vs_all,
+    one_vs_all_from_parts,
+    softmax_cross_entropy,
+    softmax_pal,
+)
 
 
 def dense_reference(name, logits, targets):
@@ -13,8 +20,14 @@ def dense_reference(name, logits, targets):
         logp = jax.nn.log_softmax(logits, axis=-1)
         n = targets.sum(-1)
         return jnp.where(n > 0, -(targets * logp).sum(-1) / jnp.maximum(n, 1), 0.0)
+    if name == "softmax_pal":  # each positive its own softmax term, not divided by the point's label count
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        return -(targets * logp).sum(-1)
     if name == "bce":
         return (jax.nn.softplus(logits) - targets * logits).sum(-1)
+    if name == "ova":  # BCE of sigmoid(z - log L) against the 0/1 target, written out per label
+        p = jax.nn.sigmoid(logits - np.log(logits.shape[-1]))
+        return -(targets * jnp.log(p) + (1 - targets) * jnp.log1p(-p)).sum(-1)
     if name == "squared_hinge":
         sign = 2.0 * targets - 1.0
         return jnp.square(jax.nn.relu(1.0 - sign * logits)).sum(-1)
@@ -61,3 +74,79 @@ def test_loss_and_gradient_match_dense_target(name, seed):
     g_fast = jax.grad(lambda z: fast(z, idx, mask).sum())(logits)
     g_ref = jax.grad(lambda z: dense_reference(name, z, targets).sum())(logits)
     np.testing.assert_allclose(g_fast, g_ref, rtol=1e-5, atol=1e-5)
+
+
+def numpy_pal_and_ova(logits, targets):
+    """softmax_pal and ova in float64 numpy, straight from their definitions, one point and label at a time."""
+    z, t = np.asarray(logits, np.float64), np.asarray(targets)
+    batch, num_labels = z.shape
+    pal, ova = np.zeros(batch), np.zeros(batch)
+    for b in range(batch):
+        log_z = np.log(np.exp(z[b]).sum())
+        for j in range(num_labels):
+            p = 1.0 / (1.0 + np.exp(-(z[b, j] - np.log(num_labels))))
+            if t[b, j]:
+                pal[b] += log_z - z[b, j]
+                ova[b] -= np.log(p)
+            else:
+                ova[b] -= np.log(1.0 - p)
+    return pal, ova
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_pal_and_ova_match_numpy_definition(seed):
+    logits, idx, mask, targets = random_problem(seed, batch=5, labels=23)
+    pal, ova = numpy_pal_and_ova(logits, targets)
+    np.testing.assert_allclose(softmax_pal(logits, idx, mask), pal, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(one_vs_all(logits, idx, mask), ova, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("loss", sorted(FROM_LOG_PARTITION, key=lambda f: f.__name__), ids=lambda f: f.__name__)
+def test_from_log_partition_forms(loss):
+    """The `_from_parts` form on the log partition and positives' logits equals the loss, value and gradient."""
+    logits, idx, mask, _ = random_problem(5)
+    parts = FROM_LOG_PARTITION[loss]
+
+    def from_parts(z):
+        return parts(jax.nn.logsumexp(z, axis=-1), jnp.take_along_axis(z, idx, axis=-1), mask)
+
+    np.testing.assert_allclose(from_parts(logits), loss(logits, idx, mask), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jax.grad(lambda z: from_parts(z).sum())(logits),
+                               jax.grad(lambda z: loss(z, idx, mask).sum())(logits), rtol=1e-6, atol=1e-6)
+
+
+def test_ova_from_parts():
+    logits, idx, mask, _ = random_problem(6)
+    softplus_sum = jax.nn.softplus(logits - np.log(logits.shape[-1])).sum(-1)
+    picked = jnp.take_along_axis(logits, idx, axis=-1)
+    np.testing.assert_allclose(one_vs_all_from_parts(softplus_sum, picked, mask, logits.shape[-1]),
+                               one_vs_all(logits, idx, mask), rtol=1e-6, atol=1e-6)
+
+
+def test_what_each_softmax_optimises():
+    """Menon et al. 2019 on one input: label 0 is on 60 % of points, always with three others; label 4 on 40 %,
+    alone; the rest on 30 % or never. Precision@1 wants label 0 first. The expected loss's stationary point (its
+    gradient vanishes there) is softmax = E[y / |Y|] for `softmax`, which ranks label 4 first, and
+    softmax = P(y = 1) / E|Y| for `softmax_pal`, sigmoid(z - log L) = P(y = 1) for `ova`: label 0 first."""
+    num_labels = 9  # label 8 is never positive
+    sets = [([0, 1, 2, 3], 0.3), ([0, 5, 6, 7], 0.3), ([4], 0.4)]
+    idx = jnp.asarray([[0, 1, 2, 3], [0, 5, 6, 7], [4, 0, 0, 0]], jnp.int32)
+    mask = jnp.asarray([[True] * 4, [True] * 4, [True, False, False, False]])
+    prob = jnp.asarray([p for _, p in sets])
+    marginal, normalised = np.zeros(num_labels), np.zeros(num_labels)
+    for labels, p in sets:
+        marginal[labels] += p
+        normalised[labels] += p / len(labels)
+    expected_len = sum(p * len(labels) for labels, p in sets)
+
+    def expected(loss, z):
+        return (prob * loss(jnp.broadcast_to(z, (len(sets), num_labels)), idx, mask)).sum()
+
+    eps = 1e-12  # the never-positive label's optimum is at -inf: put it far down
+    z_softmax = jnp.asarray(np.log(normalised + eps))
+    z_pal = jnp.asarray(np.log(marginal / expected_len + eps))
+    z_ova = jnp.asarray(np.log(num_labels) + np.log((marginal + eps) / (1 - marginal)))
+    for loss, z in [(softmax_cross_entropy, z_softmax), (softmax_pal, z_pal), (one_vs_all, z_ova)]:
+        np.testing.assert_allclose(jax.grad(lambda v, f=loss: expected(f, v))(z), 0.0, atol=1e-5)
+    assert int(jnp.argmax(z_softmax)) == 4
+    assert int(jnp.argmax(z_pal)) == 0 and int(jnp.argmax(z_ova)) == 0

@@ -3,10 +3,15 @@
 Each takes logits [B, L], label_idx [B, Y] int32 and label_mask [B, Y] bool (the positives of
 each point, padded) and returns the per-point loss [B]. The positives' logits are picked with a
 [B, Y] gather; the dense part of each loss is a reduction over the logits alone.
+
+For precision@k (Menon et al. 2019): `softmax_pal` and `ova` are consistent, `softmax` (the target spread
+uniformly over the positives) is not; `bce` is `ova` with a zero logit offset, which trains badly at
+10^4+ labels (see one_vs_all).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -41,9 +46,64 @@ def softmax_cross_entropy_from_parts(log_partition: jax.Array, positive: jax.Arr
     return jnp.where(num_pos > 0, log_partition - pos / jnp.maximum(num_pos, 1), 0.0)
 
 
+def softmax_pal(logits: jax.Array, label_idx: jax.Array, label_mask: jax.Array) -> jax.Array:
+    """Pick-all-labels softmax, unnormalised: sum over the positives of -log softmax(logits).
+
+    Each positive is its own softmax term: loss = |Y| logsumexp(z) - sum_{l in Y} z_l. Menon, Rawat, Reddi
+    and Kumar (NeurIPS 2019, "Multilabel reductions: what is my loss optimising?") show its population
+    minimiser is softmax(z)_l = P(y_l = 1 | x) / E[|Y| | x]: per point a common factor, so the ranking is
+    that of the marginals and the loss is consistent for precision@k. `softmax` (the same terms divided by
+    |Y|) learns E[y_l / |Y| | x] instead, which ranks low a label that comes with many others.
+
+    Normalisation: none per point; any weight that depends on the point's |Y| changes the minimiser the
+    same way. A constant (a mean over the batch, 1 / mean |Y| of the data) would not, but the optimizers
+    here (Adam) are invariant to a constant scale of the loss, so none is applied. A point without labels
+    has loss 0.
+    """
+    picked = jnp.take_along_axis(logits, label_idx, axis=-1)
+    return softmax_pal_from_parts(jax.nn.logsumexp(logits, axis=-1), picked, label_mask)
+
+
+def softmax_pal_from_parts(log_partition: jax.Array, positive: jax.Array, label_mask: jax.Array) -> jax.Array:
+    """softmax_pal from the log-sum-exp of all logits [B] and the positives' logits [B, Y] (as
+    softmax_cross_entropy_from_parts)."""
+    return jnp.where(label_mask, log_partition[..., None] - positive, 0.0).sum(-1)
+
+
 def binary_cross_entropy(logits: jax.Array, label_idx: jax.Array, label_mask: jax.Array) -> jax.Array:
     """Sum over all labels of BCE: sum_j softplus(z_j) - sum_{j positive} z_j."""
     return jax.nn.softplus(logits).sum(-1) - positive_logits(logits, label_idx, label_mask).sum(-1)
+
+
+def ova_offset(num_labels: int) -> float:
+    """The logit offset of `one_vs_all`: log L, so that every label starts at probability ~1/L."""
+    return math.log(max(num_labels, 1))
+
+
+def one_vs_all(logits: jax.Array, label_idx: jax.Array, label_mask: jax.Array) -> jax.Array:
+    """One-versus-all BCE on logits shifted by -log L: sum_j softplus(z_j - log L) - sum_{j positive} (z_j - log L).
+
+    The shift is the output bias initialised to -log L (the prior of a label when all are equally rare)
+    instead of 0, written into the loss so that no head changes; the top-k of z is that of z - log L, so
+    prediction is unchanged. Why plain BCE (`bce`) trains badly at 10^4+ labels: with a zero bias every
+    label starts at probability 1/2, the L - |Y| negatives' gradients sum to ~L/2 per point against |Y|
+    for the positives, and the first thousands of steps go to pushing every logit down (Adam moves a bias
+    by about the learning rate per step, and log(20k) ~ 10 is ~3000 steps at 3e-3: wordnet's whole 8-epoch
+    run is 2400). Shifted, the negatives' gradients start summing to ~1 per point, and the loss is the
+    rare labels' from the first step. OVA is consistent for precision@k (Menon et al. 2019).
+    """
+    c = ova_offset(logits.shape[-1])
+    negative = jax.nn.softplus(logits - c).sum(-1)
+    return one_vs_all_from_parts(negative, positive_logits(logits, label_idx, label_mask), label_mask,
+                                 logits.shape[-1])
+
+
+def one_vs_all_from_parts(softplus_sum: jax.Array, positive: jax.Array, label_mask: jax.Array,
+                          num_labels: int) -> jax.Array:
+    """one_vs_all from sum_j softplus(z_j - log L) over all labels [B] and the positives' logits [B, Y]:
+    for a head that accumulates the softplus sum chunk by chunk."""
+    c = ova_offset(num_labels)
+    return softplus_sum - jnp.where(label_mask, positive - c, 0.0).sum(-1)
 
 
 def squared_hinge(logits: jax.Array, label_idx: jax.Array, label_mask: jax.Array) -> jax.Array:
@@ -69,10 +129,20 @@ def from_spherical(fn: SphericalLoss) -> LossFn:
 
 LOSSES: dict[str, LossFn] = {
     "softmax": softmax_cross_entropy,
+    "softmax_pal": softmax_pal,
     "bce": binary_cross_entropy,
+    "ova": one_vs_all,
     "squared_hinge": squared_hinge,
     # The spherical family: what the factored head (model.head.name=factored) trains exactly.
     **{name: from_spherical(fn) for name, fn in SPHERICAL_LOSSES.items()},
+}
+
+
+# Losses computed from the log partition [B] and the positives' logits [B, Y] alone: a chunked head (the fan-in
+# head's fanin_logsumexp) takes the `_from_parts` form of any loss here, never forming the [B, L] gradient.
+FROM_LOG_PARTITION: dict[LossFn, Callable[[jax.Array, jax.Array, jax.Array], jax.Array]] = {
+    softmax_cross_entropy: softmax_cross_entropy_from_parts,
+    softmax_pal: softmax_pal_from_parts,
 }
 
 
