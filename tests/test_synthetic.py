@@ -172,3 +172,30 @@ def test_presets_and_validation():
         SyntheticSpec(num_labels=5, num_clusters=10)
     with pytest.raises(ValueError, match="num_labels"):
         SyntheticSpec(num_labels=0)
+
+
+def test_dominant_label_follows_the_label_count():
+    """dominant_share adds the rank-0 label, more often to points with more labels, and no features; other
+    labels and all features are those of the same spec without it."""
+    spec = dataclasses.replace(SMALL, labels_per_point=5.0, dominant_share=0.3)
+    feats, labels = generate_split(spec, "train")
+    base_f, base_l = generate_split(dataclasses.replace(spec, dominant_share=0.0), "train")
+    _assert_same(feats, base_f)
+    _check_csr(labels, spec.num_train, spec.num_labels)
+    dominant = synthetic._permute(np.zeros(1, np.int64), synthetic._Priors(spec).label_perm, spec.num_labels)[0]
+    rows, base_rows = _row_ids(labels), _row_ids(base_l)
+    others = labels.indices != dominant
+    assert np.array_equal(rows[others], base_rows[base_l.indices != dominant])
+    assert np.array_equal(labels.indices[others], base_l.indices[base_l.indices != dominant])
+    has = np.zeros(spec.num_train, bool)
+    has[rows[~others]] = True
+    base_has = np.zeros(spec.num_train, bool)
+    base_has[base_rows[base_l.indices == dominant]] = True
+    assert np.all(has[base_has])  # drawn naturally: kept
+    n = base_l.row_lengths()
+    added = has & ~base_has
+    few, many = n <= 2, n >= 6
+    assert added[many].mean() > 2 * added[few].mean() > 0
+    assert 0.1 < added.mean() < 0.4
+    with pytest.raises(ValueError):
+        SyntheticSpec(dominant_share=1.5)

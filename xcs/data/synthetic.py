@@ -16,6 +16,10 @@ The generative story, per point:
    features, with probability `difficulty` a *confuser* (a label of the same topic that the point
    does not carry, whose signature features come in with probability 1/2), and
    `Poisson(noise_features)` noise features from a power law over the feature space.
+   With `dominant_share` > 0, a point with n labels also carries the most frequent label (rank 0)
+   with probability `min(1, dominant_share * n / labels_per_point)`: a label that comes with many
+   others, like a common dependency, and that brings no features of its own (its presence shows
+   only through the other labels' features). The label count is drawn before it is added.
 3. **Values.** tf-idf-like positive weights: a random weight per occurrence (lower for topic
    features, idf-like for noise features: frequent noise features weigh less), summed over
    repeated features (the "tf"), rows capped at `features_per_point` entries (a random subset),
@@ -63,6 +67,9 @@ class SyntheticSpec:
     noise_features: float = 8.0  # mean number of noise features per point (Poisson)
     difficulty: float = 0.6  # in [0, 1]: drop rate of signature features and confuser rate
     seed: int = 0  # everything derives from it
+    # > 0: the rank-0 label is added to a point with n labels with probability min(1, share * n / labels_per_point),
+    # without features of its own (0: off, and the data are bit-identical to before the option existed)
+    dominant_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("num_features", "num_labels", "max_labels_per_point", "num_clusters",
@@ -80,7 +87,7 @@ class SyntheticSpec:
         if self.num_clusters > self.num_labels:
             raise ValueError(f"SyntheticSpec.num_clusters ({self.num_clusters}) must be <= num_labels "
                              f"({self.num_labels})")
-        for name in ("difficulty", "cluster_affinity"):
+        for name in ("difficulty", "cluster_affinity", "dominant_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SyntheticSpec.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.zipf_exponent < 0 or self.noise_features < 0:
@@ -250,7 +257,21 @@ def _make_chunk(spec: SyntheticSpec, priors: _Priors, n: int, rng: np.random.Gen
         feat_rows, feat_ids, feat_vals = feat_rows[kept], feat_ids[kept], feat_vals[kept]
     norms = np.sqrt(np.bincount(feat_rows, weights=feat_vals * feat_vals, minlength=n))
     feat_vals = feat_vals / norms[feat_rows]
+    if spec.dominant_share > 0:  # drawn last, so that nothing above changes
+        lab_rows, lab_ids = _add_dominant(spec, priors, counts, lab_rows, lab_ids, rng)
     return lab_rows, lab_ids, feat_rows, feat_ids, feat_vals
+
+
+def _add_dominant(spec: SyntheticSpec, priors: _Priors, counts: np.ndarray, lab_rows: np.ndarray,
+                  lab_ids: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The rank-0 label added to each point with probability min(1, dominant_share * count / labels_per_point)."""
+    n = len(counts)
+    chance = np.minimum(1.0, spec.dominant_share * counts / spec.labels_per_point)
+    rows = np.flatnonzero(rng.random(n) < chance).astype(np.int64)
+    dominant = _permute(np.zeros(len(rows), dtype=np.int64), priors.label_perm, spec.num_labels)
+    rows, ids, _ = _sorted_unique_rows(np.concatenate([lab_rows, rows]), np.concatenate([lab_ids, dominant]),
+                                       None, spec.num_labels)
+    return rows, ids
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, num_rows: int, num_cols: int) -> CSR:
