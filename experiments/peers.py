@@ -198,7 +198,7 @@ def plan(config_string: str, workdir: str) -> list[Run]:
         if method not in PEERS:
             raise KeyError(f"{path}: peers: method {method!r} is not one of {sorted(PEERS)}")
         _check_params(method, entry, known_params(method))
-        sub = os.path.join(workdir, "peers", run_name({"method": method, **entry})[len("method="):])
+        sub = os.path.join(workdir, "peers", run_name({"method": method, **entry}))
         command = [sys.executable, os.path.abspath(__file__), f"--config={config_string}", f"--method={method}",
                    f"--params={json.dumps(entry, sort_keys=True)}", f"--workdir={sub}"]
         runs.append(Run(os.path.relpath(sub, workdir), sub, command, {"method": method, **entry}))

@@ -133,3 +133,29 @@ def test_a_run_that_only_evaluated_shows_no_training_time():
     assert metric(trained, "train_seconds") == 120.0 and metric(trained, "seconds_per_epoch") == 60.0
     assert metric(evaluated, "train_seconds") is None and metric(evaluated, "seconds_per_epoch") is None
     assert metric(evaluated, "P@1") == 50.0
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMITTED = os.path.join(ROOT, "experiments", "results")
+WITH_RUNS = sorted(d for d in os.listdir(COMMITTED) if os.path.isdir(os.path.join(COMMITTED, d, "runs")))
+
+
+@pytest.mark.parametrize("name", WITH_RUNS)
+def test_committed_tables_regenerate_from_their_run_summaries(name, tmp_path, monkeypatch):
+    """Each committed table with its runs under experiments/results/NAME/runs comes out the same from them
+    (the command its table.json records as `source`), and the runs are named as a sweep names them today."""
+    from xcs.sweep import run_name
+
+    monkeypatch.chdir(ROOT)  # the table.json records its source as given, relative to the repository
+    directory = os.path.join(COMMITTED, name)
+    runs = os.path.join("experiments", "results", name, "runs")
+    with open(os.path.join(directory, "table.json")) as f:
+        source = json.load(f)["source"]
+    assert main([runs, "--table", source, "--out", str(tmp_path), "--no_plots"]) == 0
+    for file in ("table.md", "table.tex", "table.json"):
+        with open(os.path.join(directory, file)) as f:
+            assert (tmp_path / file).read_text() == f.read(), file
+    with open(os.path.join(runs, "index.json")) as f:
+        index = json.load(f)
+    assert sorted(index) == sorted(d for d in os.listdir(runs) if os.path.isdir(os.path.join(runs, d)))
+    assert all(run_name(overrides) == name for name, overrides in index.items())

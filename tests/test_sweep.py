@@ -41,14 +41,21 @@ def launch_sweep(config, workdir, *flags):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def test_run_names_are_stable_and_safe():
+def test_run_names_are_short_stable_and_safe():
     a = sweep.run_name({"seed": 1, "model.head.name": "sparse", "arg": "smoke"})
     assert a == sweep.run_name({"arg": "smoke", "model.head.name": "sparse", "seed": 1})
-    assert a == "arg=smoke,model.head.name=sparse,seed=1"
+    assert a.startswith("smoke-sparse-seed1-") and len(a) == len("smoke-sparse-seed1-") + 8
     assert sweep.run_name({}) == "base"
     assert "/" not in sweep.run_name({"data.dir": "/a/b c"})
+    k32 = {"aux.clusters": 1024, "model.head.intermediate": 4096, "model.head.name": "sparse",
+           "sparsity.algorithm": "rigl", "sparsity.fan_in": 32}
+    assert sweep.run_name(k32).startswith("clusters1024-intermediate4096-sparse-rigl-fan_in32-")
+    assert sweep.run_name(k32) != sweep.run_name({**k32, "sparsity.fan_in": 64})
+    assert sweep.run_name({"arg": "data=region,layer=tree,depth=6", "seed": 0}).startswith("region-tree-depth6-seed0-")
     long = sweep.run_name({f"k{i}": "x" * 20 for i in range(10)})
-    assert len(long) == sweep.MAX_NAME and long != sweep.run_name({f"k{i}": "y" * 20 for i in range(10)})
+    assert len(long) <= sweep.MAX_SLUG + 9 and long != sweep.run_name({f"k{i}": "y" * 20 for i in range(10)})
+    for name in (a, long, sweep.run_name(k32)):
+        assert all(ch.isalnum() or ch in "._+-" for ch in name), name
 
 
 def test_mistyped_key_fails_before_any_run(tmp_path):
@@ -66,9 +73,8 @@ def test_mistyped_key_fails_before_any_run(tmp_path):
 
 def test_dry_run_lists_single_run_commands(tmp_path):
     runs = sweep.plan(write_module(tmp_path, MODULE), str(tmp_path / "runs"), {"train.batch_size": 32})
-    names = [r.name for r in runs]
-    assert names == ["seed=0", "model.encoder.width=16,seed=0", "seed=1", "model.encoder.width=16,seed=1",
-                     "arg=smoke_data=does_not_exist"]
+    names = [r.name[:-9] for r in runs]  # without the hash
+    assert names == ["seed0", "width16-seed0", "seed1", "width16-seed1", "smoke-does_not_exist"]
     assert all(r.workdir == str(tmp_path / "runs" / r.name) for r in runs)
     cmd = runs[1].shell()
     assert "--config.model.encoder.width=16" in cmd and "--config.seed=0" in cmd
@@ -111,7 +117,10 @@ def test_sweep_runs_skips_finished_and_survives_a_failure(tmp_path):
     first = launch_sweep(config, workdir, "--jobs=2")
     assert first.returncode == 1, first.stdout + first.stderr[-3000:]
     assert "5 runs: 4 ran, 0 skipped (finished before), 1 failed" in first.stdout
-    failed = workdir / "arg=smoke_data=does_not_exist"
+    index = json.loads((workdir / "index.json").read_text())
+    assert index[sweep.run_name({"seed": 0})] == {"seed": 0} and len(index) == 5
+    assert sorted(index) == sorted(p.name for p in workdir.iterdir() if p.is_dir())
+    failed = workdir / sweep.run_name({"arg": "smoke,data=does_not_exist"})
     assert str(failed / "launch.log") in first.stdout
     assert "does_not_exist" in (failed / "launch.log").read_text()
     results = sorted(workdir.glob("*/results.json"))
@@ -131,8 +140,10 @@ def test_sweep_runs_skips_finished_and_survives_a_failure(tmp_path):
 
     out = report(str(workdir), str(tmp_path / "report"), table=None)
     rows = [(row.label, [r.workdir for r in row.runs]) for row in out["table"].rows]
-    assert rows == [("model.encoder.width=16", ["model.encoder.width=16,seed=0", "model.encoder.width=16,seed=1"]),
-                    ("model.encoder.width=32", ["seed=0", "seed=1"])]
+    named = lambda *overrides: [sweep.run_name(o) for o in overrides]  # noqa: E731
+    assert rows == [("model.encoder.width=16", named({"model.encoder.width": 16, "seed": 0},
+                                                     {"model.encoder.width": 16, "seed": 1})),
+                    ("model.encoder.width=32", named({"seed": 0}, {"seed": 1}))]
     assert "±" in out["markdown"]
     pngs = [f for f in out["files"] if f.endswith(".png")]
     assert {os.path.basename(f) for f in pngs} == {"P@1_vs_model.encoder.width.png", "P_at_k.png",

@@ -1,15 +1,24 @@
-"""Sweeps: a config module's `sweep(add, arg=None)` run as one subprocess per run.
+"""Sweeps: a config module's `sweep(add, arg=None)` run as one subprocess (or cluster job) per run.
 
-    python launch.py --config=configs/tables/x.py:ARG --sweep [--jobs=N] [--dry_run] --workdir=runs/x
+    xcs-train --config=tables/x:ARG --sweep [--jobs=N] [--dry_run] [--launcher=local|slurm|submitit_local]
+              [--launcher_params=key=value,...] --workdir=runs/x       (or python launch.py ...)
 
 Each `add(**overrides)` in the module's `sweep` is one run. Keys are dotted config paths
 (`add(**{"model.encoder.width": 512, "seed": 1})`); the special key `arg` replaces the `:ARG`
 variant string of that run. Every run's config is built and every override applied here before
 anything starts, so a mistyped key fails at once, naming it. Then each run goes to its own
-sub-workdir, named from its overrides, as `launch.py` in a subprocess (its output in
-`launch.log` there): a failing run does not stop the others, `--jobs N` runs N at a time, a
-finished run (results.json present) is skipped and a half-finished one resumes from its
-checkpoints. `sweep.json` in the workdir records every run, its single-run command and status.
+sub-workdir, named from its overrides (`run_name`: a readable slug and a hash, e.g.
+`sparse-rigl-fan_in32-5d1c0e2a`; `index.json` in the sweep's workdir maps every name to its
+overrides), as `python -m xcs.cli` in a subprocess (its output in `launch.log` there): a failing
+run does not stop the others, `--jobs N` runs N at a time, a finished run (results.json present)
+is skipped and a half-finished one resumes from its checkpoints. `sweep.json` in the workdir
+records every run, its single-run command and status.
+
+Launchers: `local` runs the subprocesses here; `slurm` submits each run as a SLURM job through
+submitit (`--jobs` jobs in the queue at a time; `--launcher_params` go to the executor, e.g.
+`slurm_partition=gpu,timeout_min=240,gpus_per_node=1`; submitit's own logs in WORKDIR/submitit/);
+`submitit_local` is the same path through submitit's local executor, on this machine. All three
+give the same run folders, skipping, records and report.
 
 The executor (`execute`) only runs commands, so `experiments/peers.py` uses it too.
 """
@@ -35,8 +44,10 @@ from ml_collections.config_flags import config_path
 
 from xcs.config import CONSOLE_ONLY_KEYS, flatten
 
-LAUNCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launch.py")
-MAX_NAME = 100  # longer run names are cut and end in a hash of the whole name
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the directory holding xcs/
+LAUNCHERS = ("local", "slurm", "submitit_local")
+MAX_SLUG = 56  # the readable part of a run name; a hash of all its overrides follows
+INDEX = "index.json"  # in a sweep's workdir: every run name -> its overrides
 
 
 @dataclasses.dataclass
@@ -110,16 +121,38 @@ def load_module(path: str) -> ModuleType:
 
 
 def run_name(overrides: dict[str, Any]) -> str:
-    """A readable, filesystem-safe name that depends only on the overrides (not on their order)."""
+    """A short, filesystem-safe name that depends only on the overrides (not on their order).
+
+    A readable slug of the values (`sparse-rigl-fan_in32`, strings as themselves, numbers and
+    booleans after their key's last part; the items of an `arg` variant string likewise), kept to
+    MAX_SLUG characters (whole parts), then `-` and 8 hex digits of a hash of every override: two different
+    override sets never share a name, however long. No overrides: "base".
+    """
     if not overrides:
         return "base"
     keys = sorted(overrides, key=lambda k: (k != "arg", k))
     text = ",".join(f"{k}={_format(overrides[k])}" for k in keys)
-    safe = lambda s: re.sub(r"[^A-Za-z0-9._=+-]", "_", s)  # commas only between overrides
-    name = ",".join(f"{safe(k)}={safe(_format(overrides[k]))}" for k in keys)
-    if len(name) > MAX_NAME:
-        name = name[: MAX_NAME - 9] + "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
-    return name
+    parts = []
+    for k in keys:
+        if k == "arg":
+            for item in str(overrides[k]).split(","):
+                key, sep, value = item.partition("=")
+                parts.append(_slug_part(key, value) if sep else item)
+        else:
+            parts.append(_slug_part(k, overrides[k]))
+    slug = ""
+    for part in (re.sub(r"[^A-Za-z0-9._+]+", "_", p).strip("_.") for p in parts):
+        if part and len(slug) + len(part) + 1 <= MAX_SLUG:  # whole parts only; the hash tells the rest
+            slug = f"{slug}-{part}" if slug else part
+    slug = slug or "run"
+    return f"{slug}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def _slug_part(key: str, value: Any) -> str:
+    """`sparse` for a string value; `fan_in32` for a number (or a string that reads as one); `biastrue`."""
+    text = _format(value) if not isinstance(value, str) else value
+    numeric = not isinstance(value, str) or re.fullmatch(r"[-+]?[0-9.]+(e[-+]?[0-9]+)?", value) is not None
+    return f"{key.rsplit('.', 1)[-1]}{text}" if numeric else text
 
 
 def _format(value: Any) -> str:
@@ -181,17 +214,26 @@ def plan(config: str, workdir: str, extra: dict[str, Any] | None = None, python:
         all_overrides = {**overrides, **(extra or {})}
         apply_overrides(run_config, all_overrides, where)
         sub = os.path.join(workdir, name)
-        command = [python, LAUNCH, f"--config={path}" + (f":{arg}" if arg is not None else ""), f"--workdir={sub}"]
+        config_arg = f"--config={path}" + (f":{arg}" if arg is not None else "")
+        command = [python, "-m", "xcs.cli", config_arg, f"--workdir={sub}"]
         command += [f"--config.{k}={_format(v)}" for k, v in all_overrides.items()]
         runs.append(Run(name, sub, command, dict(overrides, **({"arg": arg} if arg != base_arg else {})),
                         config=run_config.to_dict(), defaults=flat_defaults))
     return runs
 
 
-def execute(runs: list[Run], jobs: int = 1, echo: Callable[[str], None] = print, poll_s: float = 0.2) -> list[Run]:
-    """Runs every unfinished run, `jobs` at a time; a failure is recorded and the others go on."""
+def execute(runs: list[Run], jobs: int = 1, echo: Callable[[str], None] = print, poll_s: float = 0.2,
+            launcher: str = "local", launcher_params: dict[str, Any] | None = None,
+            submitit_folder: str | None = None) -> list[Run]:
+    """Runs every unfinished run, `jobs` at a time; a failure is recorded and the others go on.
+
+    `launcher`: "local" (subprocesses here), "slurm" or "submitit_local" (submitit jobs, their
+    own logs in `submitit_folder`); each run's output goes to its `launch.log` either way.
+    """
     if jobs < 1:
         raise ValueError(f"--jobs={jobs}: must be at least 1")
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"--launcher={launcher!r}: one of {', '.join(LAUNCHERS)}")
     queue = []
     for run in runs:
         changed = run.changed_keys()
@@ -204,36 +246,121 @@ def execute(runs: list[Run], jobs: int = 1, echo: Callable[[str], None] = print,
             echo(f"[skip] {run.name}: finished before ({run.workdir}/results.json)")
         else:
             queue.append(run)
-    running: list[tuple[Run, subprocess.Popen, float, Any]] = []
+    start = _local_start if launcher == "local" else _submitit_starter(
+        launcher, launcher_params or {}, submitit_folder or os.path.join("runs", "submitit"))
+    running: list[tuple[Run, Any, float]] = []
     try:
         while queue or running:
             while queue and len(running) < jobs:
                 run = queue.pop(0)
                 os.makedirs(run.workdir, exist_ok=True)
-                log = open(run.log, "a")
-                log.write(f"$ {run.shell()}\n")
-                log.flush()
+                with open(run.log, "a") as log:
+                    log.write(f"$ {run.shell()}\n")
                 echo(f"[start] {run.name}: {run.shell()}")
-                proc = subprocess.Popen(run.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-                running.append((run, proc, time.perf_counter(), log))
+                running.append((run, start(run), time.perf_counter()))
             time.sleep(poll_s)
             for item in list(running):
-                run, proc, t0, log = item
-                if proc.poll() is None:
+                run, handle, t0 = item
+                returncode = handle.poll()
+                if returncode is None:
                     continue
                 running.remove(item)
-                log.close()
-                run.seconds, run.returncode = time.perf_counter() - t0, proc.returncode
-                run.status = "ran" if proc.returncode == 0 and run.done else "failed"
-                tail = "" if run.status == "ran" else f" (exit {proc.returncode}; log: {run.log})"
+                run.seconds, run.returncode = time.perf_counter() - t0, returncode
+                run.status = "ran" if returncode == 0 and run.done else "failed"
+                tail = "" if run.status == "ran" else f" (exit {returncode}; log: {run.log}{handle.where()})"
                 echo(f"[{run.status}] {run.name} in {run.seconds:.1f}s{tail}")
     except BaseException:
-        for _, proc, _, log in running:  # an interrupted sweep leaves no orphans
-            proc.terminate()
-            proc.wait()
-            log.close()
+        for _, handle, _ in running:  # an interrupted sweep leaves no orphans
+            handle.stop()
         raise
     return runs
+
+
+def _env() -> dict[str, str]:
+    """This environment with xcs importable (PACKAGE_ROOT first on PYTHONPATH), for `python -m xcs.cli`."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    return env
+
+
+class _Local:
+    """A run as a subprocess here, its output appended to its launch.log."""
+
+    def __init__(self, run: Run):
+        self.log = open(run.log, "a")
+        self.proc = subprocess.Popen(run.command, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=_env())
+
+    def poll(self) -> int | None:
+        code = self.proc.poll()
+        if code is not None:
+            self.log.close()
+        return code
+
+    def where(self) -> str:
+        return ""
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+        self.log.close()
+
+
+def _local_start(run: Run) -> _Local:
+    return _Local(run)
+
+
+class _Submitit:
+    """A run as a submitit job (SLURM or submitit's local executor); it appends to launch.log itself."""
+
+    def __init__(self, executor: Any, run: Run):
+        import submitit
+
+        # `sh -c` appends the run's output to its launch.log on the node and prints its exit status (the
+        # job's result); the job runs from this directory.
+        command = ["/bin/sh", "-c", '"$@" >> "$0" 2>&1; echo "$?"', os.path.abspath(run.log), *run.command]
+        self.job = executor.submit(submitit.helpers.CommandFunction(command, cwd=os.getcwd(), env=_env()))
+
+    def poll(self) -> int | None:
+        if not self.job.done():
+            return None
+        if self.job.exception() is not None:  # the job itself failed (e.g. cancelled, out of time)
+            return -1
+        return int(self.job.result().strip().splitlines()[-1])
+
+    def where(self) -> str:
+        return f"; submitit job {self.job.job_id}: {self.job.paths.stderr}"
+
+    def stop(self) -> None:
+        self.job.cancel(check=False)
+
+
+def _submitit_starter(launcher: str, params: dict[str, Any], folder: str) -> Callable[[Run], _Submitit]:
+    import submitit
+
+    cluster = "slurm" if launcher == "slurm" else "local"
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    executor.update_parameters(**{"timeout_min": 24 * 60, "name": "xcs", **params})
+    return lambda run: _Submitit(executor, run)
+
+
+def parse_launcher_params(text: str) -> dict[str, Any]:
+    """`slurm_partition=gpu,timeout_min=120` -> {"slurm_partition": "gpu", "timeout_min": 120} (ints, floats,
+    true/false as such; the rest as strings)."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--launcher_params: {item!r} is not key=value")
+        for cast in (int, float):
+            try:
+                out[key] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out
 
 
 def summary(runs: Sequence[Run]) -> str:
@@ -258,7 +385,25 @@ def write_record(path: str, config: str, runs: Sequence[Run]) -> None:
     os.replace(path + ".tmp", path)
 
 
-def run_all(runs: list[Run], config: str, workdir: str, jobs: int, dry_run: bool, record: str = "sweep.json") -> int:
+def write_index(workdir: str, runs: Sequence[Run]) -> str:
+    """`index.json` in the sweep's workdir: {run name: its overrides}, merged with what is there already
+    (several sweeps may share a workdir). Returns its path."""
+    path = os.path.join(workdir, INDEX)
+    index: dict[str, Any] = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            index = json.load(f)
+    index.update({r.name: r.overrides for r in runs})
+    os.makedirs(workdir, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(dict(sorted(index.items())), f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def run_all(runs: list[Run], config: str, workdir: str, jobs: int, dry_run: bool, record: str = "sweep.json",
+            launcher: str = "local", launcher_params: dict[str, Any] | None = None) -> int:
     """Lists (dry run) or executes the runs, prints a summary, writes the record; 1 if any failed."""
     if dry_run:
         for r in runs:
@@ -268,7 +413,9 @@ def run_all(runs: list[Run], config: str, workdir: str, jobs: int, dry_run: bool
             print(f"{r.name}\t{state}\t{r.shell()}")
         print(f"{len(runs)} runs ({sum(r.done for r in runs)} finished) in {workdir}")
         return 0
-    execute(runs, jobs)
+    write_index(workdir, runs)
+    execute(runs, jobs, launcher=launcher, launcher_params=launcher_params,
+            submitit_folder=os.path.join(workdir, "submitit"))
     write_record(os.path.join(workdir, record), config, runs)
     print(summary(runs))
     print(f"record: {os.path.join(workdir, record)}")
@@ -276,11 +423,14 @@ def run_all(runs: list[Run], config: str, workdir: str, jobs: int, dry_run: bool
 
 
 def run_sweep(config: str, workdir: str, jobs: int = 1, dry_run: bool = False,
-              extra: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None) -> int:
-    """`launch.py --sweep`: plans (validating every run) and runs the sweep; the exit status."""
+              extra: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None,
+              launcher: str = "local", launcher_params: dict[str, Any] | None = None) -> int:
+    """`xcs-train --sweep`: plans (validating every run) and runs the sweep; the exit status."""
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"--launcher={launcher!r}: one of {', '.join(LAUNCHERS)}")
     runs = plan(config, workdir, extra, defaults=defaults)
-    return run_all(runs, config, workdir, jobs, dry_run)
+    return run_all(runs, config, workdir, jobs, dry_run, launcher=launcher, launcher_params=launcher_params)
 
 
 __all__ = ["Run", "plan", "execute", "run_sweep", "run_all", "run_name", "load_module", "collect",
-           "apply_overrides", "split_config_string", "summary"]
+           "apply_overrides", "split_config_string", "summary", "write_index", "parse_launcher_params", "LAUNCHERS"]
