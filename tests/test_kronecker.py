@@ -1,5 +1,7 @@
 """Kronecker data and the dense / primal / structured representations of the two-layer network."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -70,6 +72,51 @@ def test_primal_structured_and_dense_agree_after_20_sgd_steps(use_gram):
     out_struct = km.structured_predict(state, w0, a, shift, train, new)
     np.testing.assert_allclose(out_dense, out_primal, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out_struct, out_primal, rtol=1e-4, atol=1e-5)
+
+
+def test_one_sgd_step_equals_the_network_written_out_on_np_kron_inputs():
+    """Song & Ye's network written here in float64 numpy on x_i = f_i0 ⊗ f_i1 ⊗ ... formed with np.kron:
+    f(x) = m^(-1/2) Σ_r a_r max(w_rᵀx − b, 0), loss ½ mean_i (f(x_i) − y_i)², and its gradient by hand,
+    ∇w_r = (1/B) Σ_i (f(x_i) − y_i) (a_r / √m) 1[w_rᵀx_i > b] x_i. One step of the dense, primal and structured
+    representations, and the encoder's features, must equal it (nothing of xcs.kronecker computes the reference)."""
+    rng = np.random.default_rng(5)
+    dims, m, n, batch, shift, lr = (3, 2, 4), 12, 30, 8, 0.2, 0.7  # three factors: np.kron's order is the layout
+    train = _factors(rng, n, dims)
+    y = rng.standard_normal(n).astype(np.float32)
+    w0, a = km.init_network(jax.random.PRNGKey(5), dims, m)
+    rows = rng.choice(n, batch, replace=False)
+
+    fs = [np.asarray(f, np.float64) for f in train]
+    x = np.stack([functools.reduce(np.kron, [f[i] for f in fs]) for i in range(n)])  # [n, d]
+    W, A = np.asarray(w0, np.float64).reshape(m, -1), np.asarray(a, np.float64)
+    xb, yb = x[rows], y[rows].astype(np.float64)
+    pre = xb @ W.T  # [B, m]
+    assert 0.2 < (pre > shift).mean() < 0.8  # active and inactive neurons both occur
+    f = np.maximum(pre - shift, 0.0) @ A / np.sqrt(m)
+    loss = 0.5 * np.mean((f - yb) ** 2)
+    grad = ((f - yb)[:, None] * (pre > shift) * A / np.sqrt(m)).T @ xb / batch  # [m, d]
+    W1 = W - lr * grad
+    tol = dict(rtol=1e-4, atol=1e-5)
+
+    np.testing.assert_allclose(km.formed_x(train), x, rtol=1e-6, atol=1e-7)
+    batch_factors = [f[rows] for f in train]
+    w_primal, loss_primal = jax.jit(km.primal_step)(w0, a, shift, batch_factors, y[rows], lr)
+    w_dense, loss_dense = jax.jit(km.dense_step)(w0.reshape(m, -1), a, shift, jnp.asarray(xb, jnp.float32), y[rows],
+                                                 lr)
+    state, metrics = jax.jit(km.structured_step)(km.init_structured(w0, train), jnp.asarray(rows), y[rows], train,
+                                                 a, shift, lr)
+    for got_w, got_loss in ((w_primal, loss_primal), (w_dense, loss_dense),
+                            (km.structured_weights(state, w0, train), metrics["loss"])):
+        np.testing.assert_allclose(np.asarray(got_w).reshape(m, -1), W1, **tol)
+        np.testing.assert_allclose(float(got_loss), loss, rtol=1e-5)
+    np.testing.assert_allclose(state.pre, W1 @ x.T, **tol)  # every training point's pre-activation after the step
+    new = _factors(rng, 5, dims)
+    x_new = np.stack([functools.reduce(np.kron, [np.asarray(f[i], np.float64) for f in new]) for i in range(5)])
+    want_new = np.maximum(x_new @ W1.T - shift, 0.0) @ A / np.sqrt(m)
+    np.testing.assert_allclose(km.structured_predict(state, w0, a, shift, train, new), want_new, **tol)
+    encoder = km.KroneckerEncoder(width=m, shift=shift, init_std=1.0)
+    h = encoder.apply({"params": {"kernel": w0}}, {f"factor{k}": f[rows] for k, f in enumerate(train)}, False)
+    np.testing.assert_allclose(h, np.maximum(pre - shift, 0.0), **tol)
 
 
 def test_synthetic_generator_targets_and_reproducibility():
