@@ -26,7 +26,9 @@ import argparse
 import os
 import sys
 
+from xcs.core.errors import EXIT_USER_ERROR, UserError
 from xcs.data.builders import common, wordnet
+from xcs.data.errors import DataFormatError
 
 # name -> the module that builds it: add_arguments(parser, name), build(name, args, options)
 BUILDERS = {"wordnet_hypernyms": wordnet, "wordnet_closure": wordnet}
@@ -60,14 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     prog = "xcs.data.build"
     if not 0.0 <= args.test_frac < 1.0 or args.min_df < 1 or args.max_features < 0:
         print(f"{prog}: error: need 0 <= --test-frac < 1, --min-df >= 1, --max-features >= 0", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     opts = common.Options(out=out, seed=args.seed, test_frac=args.test_frac, split=args.split, min_df=args.min_df,
                           max_features=args.max_features, texts=args.texts, fmt=args.fmt)
     try:
         stats, expected = BUILDERS[args.name].build(args.name, args, opts)
-    except (common.SourceNotFound, ValueError) as e:  # a missing source or a bad option: one line
+    except (UserError, DataFormatError) as e:  # a missing or malformed source, a bad option: one line
         print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     common.print_statistics(stats)
     print(f"wrote {os.path.abspath(out)}")
     if expected is None:

@@ -4,9 +4,9 @@ Two layouts are understood, in the data directory of a data set:
 
 - beside XC-repository files (`train.txt`, split files, `.npy`): `{split}_texts.txt` (what
   `build_wordnet_hypernyms.py --texts` writes) or the repository's raw-text `trn_X.txt` / `tst_X.txt`;
-- AttentionXML: `{split}_texts.txt` with `{split}_labels.txt`, one line of space-separated label
-  names per point and no feature file. Label names get ids in order of first appearance, train
-  before test.
+- texts + label names (AttentionXML's layout): `{split}_texts.txt` with `{split}_labels.txt`, one
+  line of label names per point and no feature file; read by xcs.data.text_source, which also
+  builds the tf-idf features.
 
 A text file must have exactly one line per point (a file that ends without a newline is fine; an
 empty line is an empty text). Lines are split on '\\n' only, so form feeds or Unicode line
@@ -24,7 +24,6 @@ from xcs.data.errors import DataFormatError
 from xcs.data.sparse import CSR
 
 TEXT_FILES = {"train": ("train_texts.txt", "trn_X.txt"), "test": ("test_texts.txt", "tst_X.txt")}
-LABEL_NAME_FILES = {"train": "train_labels.txt", "test": "test_labels.txt"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,28 +80,6 @@ def load_texts(directory: str, split: str, num_points: int) -> tuple[str, np.nda
     """(path, texts) of `split` in `directory`, checked against the split's point count."""
     path = find_text_file(directory, split)
     return path, read_texts(path, num_points)
-
-
-def is_attentionxml(directory: str) -> bool:
-    """True when `directory` holds the AttentionXML layout: {train,test}_texts.txt + {train,test}_labels.txt."""
-    return all(os.path.isfile(os.path.join(directory, name))
-               for name in ("train_texts.txt", "test_texts.txt", *LABEL_NAME_FILES.values()))
-
-
-def load_attentionxml(directory: str) -> dict[str, tuple[np.ndarray, CSR]]:
-    """{split: (texts, labels)} of an AttentionXML directory; labels are named, ids by first appearance."""
-    names = {split: [line.split() for line in read_lines(os.path.join(directory, LABEL_NAME_FILES[split]))]
-             for split in ("train", "test")}
-    vocab: dict[str, int] = {}
-    for split in ("train", "test"):
-        for row in names[split]:
-            for name in row:
-                vocab.setdefault(name, len(vocab))
-    out = {}
-    for split, rows in names.items():
-        labels = label_csr([[vocab[n] for n in row] for row in rows], len(vocab))
-        out[split] = (read_texts(os.path.join(directory, f"{split}_texts.txt"), labels.num_rows), labels)
-    return out
 
 
 def label_csr(rows: list[list[int]], num_labels: int) -> CSR:

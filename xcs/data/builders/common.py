@@ -27,13 +27,14 @@ import os
 import random
 from collections.abc import Sequence
 
+from xcs.core.errors import UserError
 from xcs.data.tfidf import TfidfVectorizer
 
 FORMATS = ("xc", "texts")
 SPLITS = ("seen", "random")
 
 
-class SourceNotFound(Exception):
+class SourceNotFound(UserError):
     """The builder's source files are missing; the message says how to get them (one line)."""
 
 
@@ -153,7 +154,7 @@ def write_dataset(points: Sequence[Point], opts: Options, name: str, source: dic
     else:
         bad = [n for n in names if n != one_line(n) or " " in n or not n]
         if bad:
-            raise ValueError(f"label name {bad[0]!r} holds whitespace: format texts separates names by spaces")
+            raise UserError(f"label name {bad[0]!r} holds whitespace: format texts separates names by spaces")
         for split, idx in split_idx.items():
             _write_lines(os.path.join(opts.out, f"{split}_texts.txt"), [one_line(points[i].text) for i in idx])
             _write_lines(os.path.join(opts.out, f"{split}_labels.txt"), [" ".join(points[i].labels) for i in idx])

@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import os
 
+from xcs.core.errors import UserError
 from xcs.data.builders import common
 from xcs.data.errors import DataFormatError
 
@@ -127,7 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 def build(name: str, args: argparse.Namespace, opts: common.Options) -> tuple[dict, dict | None]:
     """Writes the data set `name`; returns (statistics, the expected statistics or None when unknown)."""
     if args.depth < 0:
-        raise ValueError(f"--depth={args.depth}: must be >= 0 (0 = all ancestors)")
+        raise UserError(f"--depth={args.depth}: must be >= 0 (0 = all ancestors)")
     synsets = read_synsets(args.wordnet_dir)
     pts = points(synsets, args.depth)
     print(f"synsets: {len(synsets)}, points with >= 1 hypernym: {len(pts)}")
