@@ -49,6 +49,7 @@ def batches(rng, steps, m, labels=D, dim=DIM):
     mask = jnp.asarray(rng.random((steps, m, K)) < 0.8).at[:, :, 0].set(True)
     return H, idx, mask
 
+
 # The spherical family written out on the whole output o [..., L] from its papers' definitions (Vincent et al. 2015;
 # de Brébisson & Vincent 2016): the reference of the tests below, independent of xcs.spherical_losses / xcs.losses.
 # Positives come as label ids idx [..., Y] with a mask; a label listed twice counts as two positives.
@@ -97,7 +98,6 @@ DENSE_LOSSES = {"squared_error": squared_error_written_out, "spherical_softmax":
 
 def test_every_spherical_loss_has_a_written_out_reference():
     assert set(DENSE_LOSSES) == set(SPHERICAL_LOSSES)
-
 
 
 def naive_sgd(W, H, idx, mask, loss_name, eta, weight_decay, per_example):
@@ -285,7 +285,7 @@ def _train_steps(config, head, steps):
     tx, schedules = make_optimizer(config, steps)
     loss_fn = get_loss(config.loss.name)
     state = create_state(model, tx, it.batcher(it.rows_for_step(0)), loss_fn, jax.random.PRNGKey(0))
-    step = make_train_step(model, tx, loss_fn, schedules, head_update(config, model, steps))
+    step = make_train_step(model, tx, loss_fn, schedules, make_head_update(config, model, steps))
     return state, step, [it.batcher(it.rows_for_step(s)) for s in range(steps)]
 
 
