@@ -149,3 +149,54 @@ def test_sweep_runs_skips_finished_and_survives_a_failure(tmp_path):
     assert {os.path.basename(f) for f in pngs} == {"P@1_vs_model.encoder.width.png", "P_at_k.png",
                                                   "curves_loss.png"}
     assert all(os.path.getsize(f) > 1000 for f in pngs)
+
+
+SMALL = '''
+from configs import xmc
+
+def get_config(arg=None):
+    config = xmc.get_config(arg or "smoke")
+    config.train.steps, config.train.log_every, config.train.checkpoint_every = 10, 5, 10
+    config.train.progress = "none"
+    config.eval.write_predictions = False
+    return config
+
+def sweep(add, arg=None):
+    add(seed=0)
+    add(**{"model.encoder.width": 16, "seed": 0})
+
+def table(arg=None):
+    return dict(title="launchers", columns=["P@1", "P@3", "P@5", "PSP@5"])
+'''
+
+
+def test_submitit_launcher_gives_the_same_runs_skips_and_table_as_local(tmp_path):
+    """--launcher=submitit_local (the SLURM path through submitit's local executor): same run folders,
+    index, record and table as the local launcher; a second call skips every finished run."""
+    pytest.importorskip("submitit")
+    from xcs.report import report
+
+    config = write_module(tmp_path, SMALL)
+    tables = {}
+    for launcher in ("local", "submitit_local"):
+        workdir = tmp_path / launcher
+        run = launch_sweep(config, workdir, "--jobs=2", f"--launcher={launcher}", "--launcher_params=timeout_min=10")
+        assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+        assert "2 runs: 2 ran, 0 skipped (finished before), 0 failed" in run.stdout
+        tables[launcher] = report(str(workdir), str(tmp_path / f"report_{launcher}"), plots=False)["markdown"]
+        assert "$ " in (workdir / sweep.run_name({"seed": 0}) / "launch.log").read_text()
+    local, cluster = tmp_path / "local", tmp_path / "submitit_local"
+    assert (cluster / "index.json").read_text() == (local / "index.json").read_text()
+    finished = lambda d: sorted(p.parent.name for p in d.glob("*/results.json"))  # noqa: E731
+    assert finished(cluster) == finished(local) == sorted(json.loads((local / "index.json").read_text()))
+    assert tables["submitit_local"] == tables["local"] and "| model.encoder.width=16 |" in tables["local"]
+    assert list((cluster / "submitit").iterdir())  # submitit's own job files and logs
+    again = launch_sweep(config, cluster, "--launcher=submitit_local")
+    assert again.returncode == 0 and "2 runs: 0 ran, 2 skipped (finished before), 0 failed" in again.stdout
+
+
+def test_launcher_params_parse():
+    assert sweep.parse_launcher_params("slurm_partition=gpu,timeout_min=120,mem_gb=7.5,x=true") == {
+        "slurm_partition": "gpu", "timeout_min": 120, "mem_gb": 7.5, "x": True}
+    with pytest.raises(ValueError, match="key=value"):
+        sweep.parse_launcher_params("gpu")
