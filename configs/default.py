@@ -52,6 +52,9 @@ def get_config() -> ml_collections.ConfigDict:
             embed_batch_size=256,  # texts per encoder call when computing the frozen embeddings
             length_buckets=3,  # tokens: a batch is max_len, max_len/2, ... wide (this many widths), the least that fits
             group_by_length=0,  # tokens: training batches per group sorted by text length (narrower batches); 0 = off
+            label_delimiter="",  # texts + label names directory ({split}_labels.txt): separator; "" = whitespace
+            tfidf_min_df=2,  # texts + label names: the tf-idf vocabulary keeps tokens in >= this many training texts
+            tfidf_max_features=100000,  # texts + label names: at most this many tokens (highest df); 0 = no limit
         )
     )
     config.data.synthetic = ml_collections.ConfigDict(
@@ -113,7 +116,7 @@ def get_config() -> ml_collections.ConfigDict:
         )
     )
     config.model.encoder.gated = ml_collections.ConfigDict(
-        dict(  # tree-gated conditional layer (xcs.models.conditional, Cho & Bengio 2014)
+        dict(  # tree-gated conditional layer (xcs.gated.layer, Cho & Bengio 2014)
             enabled=False,  # add the gated layer to the encoder
             kind="tree",  # tree (2^(k+1)-1 blocks, k+1 used) | table (2^k, 1 used) | dense_flops | dense_params
             position="residual",  # residual (h + G(LN h) after normalising) | input (dense encoder: G(x) as projection)
@@ -160,7 +163,7 @@ def get_config() -> ml_collections.ConfigDict:
     )
 
     config.kronecker = ml_collections.ConfigDict(
-        dict(  # encoder.name=kronecker: h = σ_b(w_rᵀx), W [width, d_0, d_1, ...] on factors (xcs.models.kronecker)
+        dict(  # encoder.name=kronecker: h = σ_b(w_rᵀx), W [width, d_0, d_1, ...] on factors (xcs.kronecker.layer)
             shift=0.0,  # b of the shifted ReLU σ_b(z) = max(z - b, 0); larger b = fewer active neurons
             init_std=1.0,  # std of the entries of W(0) (1: w_rᵀx ~ N(0, 1) for unit-norm x)
         )
@@ -172,7 +175,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.name = "softmax"
 
     config.factored = ml_collections.ConfigDict(
-        dict(  # factored exact-update head (model.head.name=factored, xcs.models.factored); needs a spherical loss
+        dict(  # factored exact-update head (model.head.name=factored, xcs.factored.layer); needs a spherical loss
             learning_rate=0.01,  # peak SGD learning rate of W = V·U + 1ωᵀ on the mean loss (with train.schedule)
             mode="minibatch",  # minibatch (one exact step, Woodbury) | per_example (B steps of lr/B, Sherman-M.)
             weight_decay=0.0,  # L2 on W, applied exactly through U, U⁻ᵀ, ω and the bookkeeping

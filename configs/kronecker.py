@@ -3,7 +3,7 @@
     python launch.py --config=configs/kronecker.py --workdir=runs/kron
     python launch.py --config=configs/kronecker.py:mode=async,tau=8,workers=16 --workdir=runs/kron_async
 
-The encoder is h = σ_b(w_rᵀx) [B, m] computed from the factors (xcs.models.kronecker, never
+The encoder is h = σ_b(w_rᵀx) [B, m] computed from the factors (xcs.kronecker.layer, never
 forming x), followed by a dense head over the classes of the planted teacher (xcs.data.kronecker).
 
 The paper's network itself (fixed a, one output, regression, plain SGD; dense / primal /

@@ -93,7 +93,7 @@ def _minilm_frozen(config: ml_collections.ConfigDict) -> None:
 
 
 def _minilm_tfidf(config: ml_collections.ConfigDict) -> None:
-    """The frozen embedding projected and summed with the tf-idf embedding bag (xcs.models.combined)."""
+    """The frozen embedding projected and summed with the tf-idf embedding bag (xcs.encoders.dense_bag)."""
     config.data.text.inputs = "embedding+sparse"
     config.model.encoder.name = "dense_bag"
     # kNN mix at prediction, as for minilm: held-out split 56.58 / 51.61 against the head alone's 55.56 / 48.40.

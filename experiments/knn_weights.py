@@ -26,12 +26,13 @@ from xcs.data.batching import Batcher
 from xcs.data.dataset import load_dataset
 from xcs.losses import get_loss
 from xcs.metrics import inverse_propensity
-from xcs.models import build_model
+from xcs.registry import build_model
 from xcs.train import knn
 from xcs.train.checkpoint import Checkpointer
 from xcs.train.evaluate import evaluate
 from xcs.train.optim import make_optimizer
 from xcs.train.state import create_state, variables
+from xcs.validate import validate
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "a finished (or checkpointed) run's workdir", required=True)
@@ -68,7 +69,7 @@ def main(argv: Sequence[str]) -> None:
     del argv
     config, data, model, params = restore_run(FLAGS.workdir)
     config.eval.knn.neighbors = max(map(int, FLAGS.neighbors))
-    knn.check_config(config)  # a head or loss the mix cannot use is refused before the memory is built
+    validate(config)  # a head or loss the mix cannot use is refused before the memory is built
     split = "validation" if config.data.validation_fraction > 0 else "test"
     buckets = config.data.text.length_buckets
     train = Batcher(data.train, config.data.max_features, config.data.max_labels, buckets)

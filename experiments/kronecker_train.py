@@ -3,7 +3,7 @@
   python -m experiments.kronecker_train --config=configs/kronecker.py:paper [--reprs=structured,primal,dense]
       [--taus=0,2,8,32 --workers=1,4,16] [--eval_every=N] [--out=FILE.json] [--config.a.b=value ...]
 
-f(W, x) = m^{-1/2} Σ_r a_r σ_b(w_rᵀx) on x = f_0 ⊗ f_1 ⊗ ... (xcs.models.kronecker), a fixed, W trained by
+f(W, x) = m^{-1/2} Σ_r a_r σ_b(w_rᵀx) on x = f_0 ⊗ f_1 ⊗ ... (xcs.kronecker.layer), a fixed, W trained by
 plain SGD on ½(f − y)² with batches drawn from the training points (epoch permutations from
 config.seed). Settings come from the config: data (config.data.kronecker, task=regression: the
 network has one output), m = config.model.encoder.width, b = config.kronecker.shift, W(0) entries
@@ -15,7 +15,7 @@ config.train.mode / config.async_ (delay kind and seed; --taus/--workers sweep �
 
 Each representation runs the same batches from the same W(0):
   dense       W [m, d] on the formed batch x [B, d] (the baseline; forms x on purpose);
-  primal      W [m, d_0, d_1, ...] by factor contractions (xcs.models.kronecker.project);
+  primal      W [m, d_0, d_1, ...] by factor contractions (xcs.kronecker.layer.project);
   structured  pre-activations P [m, n] and coefficients C [m, n], updated from factor Gram rows;
               its full training loss is read from P at no extra cost.
 Async (bounded staleness, as xcs.train.async_step: same delays from async_.seed): the gradient of
@@ -49,9 +49,10 @@ from ml_collections import config_flags  # noqa: E402
 
 from experiments.benchmarks.common import markdown_table  # noqa: E402
 from xcs.data import kronecker as kdata  # noqa: E402
-from xcs.models import kronecker as km  # noqa: E402
+from xcs.kronecker import layer as km  # noqa: E402
 from xcs.system import machine_info  # noqa: E402
 from xcs.train import async_step  # noqa: E402
+from xcs.validate import validate  # noqa: E402
 
 REPRS = ("structured", "primal", "dense")
 
@@ -71,7 +72,7 @@ def _define_flags() -> dict[str, Any]:
 
 def check_config(config: ml_collections.ConfigDict) -> None:
     """Refuses settings this trainer does not implement, naming the key."""
-    async_step.check_config(config)
+    validate(config)
     if config.data.source != "kronecker":
         raise ValueError(f"config.data.source={config.data.source!r}: the paper's network needs 'kronecker'")
     if config.data.kronecker.task != "regression" and not config.data.kronecker.from_files:

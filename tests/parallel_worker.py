@@ -22,14 +22,14 @@ import numpy as np  # noqa: E402
 from configs.default import get_config  # noqa: E402
 from xcs.data.batching import Batcher, EpochIterator  # noqa: E402
 from xcs.data.dataset import load_dataset  # noqa: E402
+from xcs.dense import sharded as sharded_head  # noqa: E402
 from xcs.losses import LOSSES  # noqa: E402
-from xcs.models import build_model  # noqa: E402
 from xcs.parallel import mesh as mesh_lib  # noqa: E402
-from xcs.parallel import sharded_head  # noqa: E402
-from xcs.parallel.state import create_sharded_state, shard_predict, shard_train_step  # noqa: E402
+from xcs.registry import build_model  # noqa: E402
 from xcs.train import loop  # noqa: E402
 from xcs.train.checkpoint import Checkpointer  # noqa: E402
 from xcs.train.optim import make_optimizer  # noqa: E402
+from xcs.train.sharded import create_sharded_state, shard_predict, shard_train_step  # noqa: E402
 from xcs.train.state import create_state, make_predict, make_train_step, variables  # noqa: E402
 
 MESHES = ((1, 8), (2, 4), (8, 1))

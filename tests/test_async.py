@@ -15,7 +15,8 @@ from tests.conftest import ROOT
 from xcs.data.batching import Batcher, EpochIterator
 from xcs.data.dataset import load_dataset
 from xcs.losses import get_loss
-from xcs.models import XMCModel, build_model
+from xcs.nn.model import XMCModel
+from xcs.registry import build_model
 from xcs.train.async_step import make_step, wrap_optimizer
 from xcs.train.optim import make_optimizer
 from xcs.train.state import create_state

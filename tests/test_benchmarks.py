@@ -29,7 +29,7 @@ def test_heads_benchmark_quick(tmp_path):
 def test_heads_benchmark_fanin_block_size_suffix(monkeypatch):
     """`fanin8_mb0.25` is the fan-in-8 sparse head with config.sparsity.block_mb = 0.25."""
     from experiments.benchmarks import heads
-    from xcs.models import sparse_head
+    from xcs.sparsity import head as sparse_head
 
     seen = []
     real = sparse_head.kernel_chunk

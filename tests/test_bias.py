@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from xcs.bias import WideDense, add_bias, column_sum
+from xcs.nn.bias import WideDense, add_bias, column_sum
 
 
 def test_add_bias_value_and_gradients_equal_plain_addition():

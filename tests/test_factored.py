@@ -1,4 +1,4 @@
-"""The factored output layer against plain SGD on a dense W (xcs.models.factored, head, train step)."""
+"""The factored output layer against plain SGD on a dense W (xcs.factored.layer, head, train step)."""
 
 import json
 import subprocess
@@ -13,13 +13,12 @@ from configs.tables import factored as factored_table
 from tests.conftest import ROOT
 from xcs.data.batching import Batcher, EpochIterator
 from xcs.data.dataset import load_dataset
+from xcs.factored import layer as F
+from xcs.factored.head import head_state
 from xcs.losses import get_loss
-from xcs.models import build_model
-from xcs.models import factored as F
-from xcs.models.factored_head import head_state
+from xcs.registry import build_model, head_update
 from xcs.spherical_losses import SPHERICAL_LOSSES
 from xcs.train import loop
-from xcs.train.head_updates import make_head_update
 from xcs.train.optim import make_optimizer
 from xcs.train.state import create_state, make_train_step
 
@@ -285,7 +284,7 @@ def _train_steps(config, head, steps):
     tx, schedules = make_optimizer(config, steps)
     loss_fn = get_loss(config.loss.name)
     state = create_state(model, tx, it.batcher(it.rows_for_step(0)), loss_fn, jax.random.PRNGKey(0))
-    step = make_train_step(model, tx, loss_fn, schedules, make_head_update(config, model, steps))
+    step = make_train_step(model, tx, loss_fn, schedules, head_update(config, model, steps))
     return state, step, [it.batcher(it.rows_for_step(s)) for s in range(steps)]
 
 

@@ -10,9 +10,11 @@ from xcs.data.batching import Batcher
 from xcs.data.dataset import Split
 from xcs.data.sparse import CSR
 from xcs.losses import get_loss
-from xcs.models import XMCModel, build_model
+from xcs.nn.model import XMCModel
+from xcs.registry import build_model
 from xcs.train import knn
 from xcs.train.loop import train_and_evaluate
+from xcs.validate import validate
 
 D_IN, L = 12, 40
 
@@ -134,9 +136,10 @@ def test_unusable_knn_settings_are_refused_with_the_key(key, value, message, tmp
     for part in section.split("."):
         parent = parent[part]
     parent[name] = value
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        knn.check_config(config)
-    with pytest.raises(ValueError, match="config.eval.knn"):  # before any data is read
+    pattern = message.replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises(ValueError, match=pattern):
+        validate(config)
+    with pytest.raises(ValueError, match=pattern):  # before any data is read
         train_and_evaluate(config, str(tmp_path))
 
 

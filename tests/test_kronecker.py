@@ -12,7 +12,7 @@ from configs import default
 from xcs.data import kronecker as kdata
 from xcs.data.batching import Batcher
 from xcs.data.dataset import load_dataset
-from xcs.models import kronecker as km
+from xcs.kronecker import layer as km
 
 
 def _factors(rng, n, dims):
@@ -247,7 +247,7 @@ def test_paper_trainer_refuses_what_it_does_not_implement(key, value, match):
 
 def test_kronecker_source_and_encoder_go_together():
     from configs import kronecker as kconfig
-    from xcs.models import build_model
+    from xcs.registry import build_model
 
     config = kconfig.get_config("smoke")
     config.model.encoder.name = "bag"

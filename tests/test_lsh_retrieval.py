@@ -11,7 +11,7 @@ from xcs.lsh import head as lsh
 from xcs.lsh.actions import lsh_actions
 from xcs.lsh.hashing import HashSpec, hash_keys, init_hash, probe_keys
 from xcs.lsh.tables import lookup
-from xcs.models import build_model
+from xcs.registry import build_model
 
 FAMILY_SPECS = [("wta", 4), ("dwta", 4), ("simhash", 2)]
 
@@ -180,7 +180,7 @@ def test_tables_rebuilt_after_the_last_step(rehash, total, final):
 
 
 def test_config_refuses_bad_new_keys():
-    from xcs.models.lsh_head import lsh_config as make_cfg
+    from xcs.lsh.layer import lsh_config as make_cfg
     for key, value, match in [("hash_labels", "seen", "config.lsh.hash_labels"),
                               ("multiprobe", 9, "config.lsh.multiprobe")]:
         config = lsh_config.get_config("smoke")

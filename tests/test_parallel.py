@@ -17,6 +17,7 @@ import pytest
 from configs.default import get_config
 from tests.conftest import ROOT
 from xcs.parallel import mesh as mesh_lib
+from xcs.validate import validate
 
 MESHES = ("1x8", "2x4", "8x1")
 TOL = 1e-5
@@ -88,8 +89,9 @@ def test_what_cannot_be_sharded_is_refused_by_key(key, value, message):
     for part in parents:
         node = node[part]
     node[name] = value
+    config.mesh.shape = (2, 4)
     with pytest.raises(ValueError, match=re.escape(message)):
-        mesh_lib.check_config(config, 64, fake_mesh(2, 4))
+        validate(config)
 
 
 def test_labels_must_split_evenly_over_the_model_axis():

@@ -6,7 +6,6 @@ import itertools
 import os
 import subprocess
 import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -15,13 +14,17 @@ import pytest
 
 from configs import dst
 from tests.conftest import ROOT
+from xcs.auxiliary import actions as aux_actions
+from xcs.auxiliary import clusters
+from xcs.auxiliary.objective import first_occurrences
 from xcs.data.dataset import Split
 from xcs.data.sparse import CSR
 from xcs.losses import get_loss
-from xcs.models import XMCModel, build_model
-from xcs.models.head_wrappers import first_occurrences
+from xcs.nn.model import XMCModel
+from xcs.registry import build_model
 from xcs.sparsity import actions as dst_actions
-from xcs.sparsity import clusters, fanin, rewire
+from xcs.sparsity import fanin, rewire
+from xcs.validate import validate
 
 
 def _dense(weight, indices, d):
@@ -90,7 +93,7 @@ def _sparse_head_and_variables(num_labels=40, d=16, block_mb=0.0005, save_logits
     config = dst.get_config("smoke,intermediate=0,aux=0")
     config.sparsity.kernel, config.sparsity.block_mb = "block", block_mb  # several chunks, the last shifted
     config.sparsity.save_logits_mb = save_logits_mb
-    from xcs.models.sparse_head import make_sparse_head
+    from xcs.sparsity.head import make_sparse_head
 
     head = make_sparse_head(config, d, num_labels)
     h = jax.random.normal(jax.random.PRNGKey(1), (7, d))
@@ -156,7 +159,7 @@ def test_sparse_head_topk_equals_dense_topk(kernel):
     config = dst.get_config("smoke,intermediate=0,aux=0")
     config.sparsity.kernel = kernel
     config.sparsity.block_mb = 0.0005  # several chunks
-    from xcs.models.sparse_head import make_sparse_head
+    from xcs.sparsity.head import make_sparse_head
 
     head = make_sparse_head(config, 16, 50)
     h = jax.random.normal(jax.random.PRNGKey(1), (7, 16))
@@ -282,7 +285,7 @@ def test_cosine_drop_schedule():
     np.testing.assert_allclose(f, [0.4, 0.2 * (1 + np.cos(np.pi / 4)), 0.2, 0.0, 0.0], atol=1e-6)
     assert [int(rewire.num_to_drop(t, 0.4, 100, 10, 64)) for t in (0, 50, 99, 100)] == [4, 2, 0, 0]
     assert rewire.max_drop(0.5, 10, 12) == 2  # never more than the unused inputs
-    np.testing.assert_allclose([float(dst_actions.alpha_at(t, 0.6, 10)) for t in (0, 5, 10, 20)],
+    np.testing.assert_allclose([float(aux_actions.alpha_at(t, 0.6, 10)) for t in (0, 5, 10, 20)],
                                [0.6, 0.3, 0.0, 0.0], atol=1e-6)
 
 
@@ -420,10 +423,8 @@ def test_schedules_that_would_never_act_are_refused():
         dst_actions.rewire_actions(config, model, 40)  # last rewiring at 0.75 * 40 = 30
     config = dst.get_config("smoke")
     config.aux.cutoff = 0.0
-    data = Split(labels=CSR.from_lists([[i % 10] for i in range(20)], 10),
-                 features=CSR.from_lists([[i % 7] for i in range(20)], 100))
     with pytest.raises(ValueError, match="config.aux.cutoff=0.0"):
-        build_model(config, 100, 10, data=types.SimpleNamespace(train=data))
+        validate(config)
 
 
 def test_table_sweep_has_every_row_and_the_bar_pair(tmp_path):

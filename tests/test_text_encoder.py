@@ -16,7 +16,7 @@ from scipy.special import erf
 from configs import default
 from tests.conftest import ROOT
 from xcs.losses import get_loss
-from xcs.models import build_model
+from xcs.registry import build_model
 from xcs.text import weights
 from xcs.text.embed import _encode, embed_texts, load_minilm
 from xcs.text.minilm import pool

@@ -14,7 +14,7 @@ from configs import xmc
 from tests.conftest import ROOT
 from tests.test_texts import fake_embed
 from xcs.data import text_inputs
-from xcs.models.combined import DenseBagEncoder
+from xcs.encoders.dense_bag import DenseBagEncoder
 from xcs.train import loop
 
 
@@ -52,7 +52,7 @@ def test_concat_needs_an_even_width():
     config = xmc.get_config("encoder=minilm+tfidf")
     config.model.encoder.combine = "concat"
     config.model.encoder.width = 33
-    from xcs.models import build_model
+    from xcs.registry import build_model
 
     with pytest.raises(ValueError, match="config.model.encoder.width=33"):
         build_model(config, 10, 10)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from xcs.models.topk import chunked_topk
+from xcs.nn.topk import chunked_topk
 
 
 @pytest.mark.parametrize("num_labels,chunk,k", [(100, 7, 5), (100, 100, 5), (64, 16, 10), (3, 2, 5), (50, 300, 4)])

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from xcs.core.errors import UserError
 from xcs.spherical_losses import SPHERICAL_LOSSES, SphericalLoss
 
 LossFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
@@ -148,5 +149,5 @@ FROM_LOG_PARTITION: dict[LossFn, Callable[[jax.Array, jax.Array, jax.Array], jax
 
 def get_loss(name: str) -> LossFn:
     if name not in LOSSES:
-        raise ValueError(f"config.loss.name={name!r}: expected one of {sorted(LOSSES)}")
+        raise UserError(f"config.loss.name={name!r}: expected one of {sorted(LOSSES)}")
     return LOSSES[name]

@@ -1,7 +1,7 @@
 """Losses of the spherical family (Vincent et al. 2015; de Brébisson & Vincent 2016).
 
 A spherical loss depends on the output o ∈ R^L of a point only through q = ‖o‖², s = Σ_j o_j
-and the outputs at its positives. That is what lets the factored head (xcs.models.factored)
+and the outputs at its positives. That is what lets the factored head (xcs.factored.layer)
 compute the loss, its gradient and the exact SGD update without forming o.
 
 Each loss here is `fn(o_pos [..., Y], mask [..., Y] bool, q [...], s [...], num_labels) -> [...]`

@@ -12,7 +12,7 @@
 Rows: the encoder's gated layer as tree / table (naive) / dense MLP of the tree's FLOPs / dense MLP
 of the tree's parameters (configs/gated.py), and on XC data also the tree with straight-through
 gate gradients (on the region task the gates are raw input features: nothing to train). The row
-label carries the layer's own parameters and FLOPs per example (xcs.models.conditional.layer_cost),
+label carries the layer's own parameters and FLOPs per example (xcs.gated.layer.layer_cost),
 the columns P@1/3/5 (P@1 is the accuracy on the region task), the whole model's parameters and
 seconds per epoch.
 
@@ -33,7 +33,7 @@ import ml_collections
 
 from configs import gated
 from xcs.config import parse_arg
-from xcs.models.conditional import GatedSpec, layer_cost
+from xcs.gated.layer import GatedSpec, layer_cost
 
 VARIANTS = {"data": "region", "layer": "tree", "depth": 6, "st": False, "seeds": 3, "smoke": False}
 LAYERS = ("tree", "table", "dense_flops", "dense_params")

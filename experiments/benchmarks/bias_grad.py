@@ -2,7 +2,7 @@
 
   python -m experiments.benchmarks.bias_grad --shapes 4096x1536,256x32768,256x100000,256x670000 --out F
 
-Why xcs.bias exists: XLA-CPU's column sum of a wide array is far slower than the same sum written as
+Why xcs.nn.bias exists: XLA-CPU's column sum of a wide array is far slower than the same sum written as
 a matrix-vector product. Rows: batch, width, sum0_ms (g.sum(0)), matvec_ms (ones[B] @ g), ratio.
 """
 
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.benchmarks.common import median_ms, write_report
-from xcs.bias import column_sum
+from xcs.nn.bias import column_sum
 
 
 def measure(batch: int, width: int, repeats: int) -> dict:

@@ -6,7 +6,7 @@
 
 Per minibatch of B hidden vectors h [B, d] with K positives each: the naive step forms the
 outputs [B, D], the squared-error loss, ∇h and the SGD update of the dense W [D, d] (jax.grad,
-O(D·d·B)); the factored step (xcs.models.factored.minibatch_update) computes the same loss, the
+O(D·d·B)); the factored step (xcs.factored.layer.minibatch_update) computes the same loss, the
 same ∇h and the same new W in O(B·d² + B·K·d). Both are jitted with their state donated, as in
 training, and measured one after the other in this process. Rows: D, d, batch, factored_ms,
 naive_ms, speedup (naive_ms / factored_ms), theory (D / 4d, the paper's estimate),
@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.benchmarks.common import median_ms, peak_rss_mb, reset_peak_rss, write_report
+from xcs.factored import layer as factored
 from xcs.losses import from_spherical
-from xcs.models import factored
 from xcs.spherical_losses import SPHERICAL_LOSSES
 
 LR = 1e-4  # small enough that U stays in its band over the repeats

@@ -3,7 +3,7 @@
   python -m experiments.benchmarks.gated [--depths 0-12] [--batches 1,16,256] [--dim 256]
       [--protocol stream|cold] --out gated.json
 
-For each depth k and batch size B: a tree-gated layer d -> d (xcs.models.conditional.GatedDense,
+For each depth k and batch size B: a tree-gated layer d -> d (xcs.gated.layer.GatedDense,
 one output block, gates = signs of k input units, inputs N(0, 1) so paths vary per example)
 stores (2^{k+1} - 1) d^2 weights and uses k + 1 blocks per example; it is compared with a dense
 layer d -> (k + 1) d (the same FLOPs per example) and a dense layer d -> (2^{k+1} - 1) d (the same
@@ -59,7 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.benchmarks.common import markdown_table
-from xcs.models.conditional import GatedDense, GatedSpec, blocks_used
+from xcs.gated.layer import GatedDense, GatedSpec, blocks_used
 from xcs.sparsity.fanin import for_row_chunks
 from xcs.system import machine_info
 

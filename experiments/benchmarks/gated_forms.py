@@ -41,7 +41,7 @@ import numpy as np
 
 from experiments.benchmarks.common import write_report
 from experiments.benchmarks.gated import POOL_EXAMPLES, StreamTimer, chunked_normal
-from xcs.models.conditional import GatedDense, GatedSpec, blocks_used, gate_unit_ids, path_nodes
+from xcs.gated.layer import GatedDense, GatedSpec, blocks_used, gate_unit_ids, path_nodes
 
 FORMS = ("before", "gather", "levels")
 STRAIGHT_THROUGH_FORMS = ("st_before", "st_levels")  # training step only

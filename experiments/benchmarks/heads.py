@@ -3,12 +3,12 @@
   python -m experiments.benchmarks.heads --heads dense --labels 10000,100000,670000 \
       --dim 256 --batch 256 --out heads.json
 
-Each head comes from the model registry (xcs.models.HEADS) with the default config, the softmax
+Each head comes from the model registry (xcs.registry.HEADS) with the default config, the softmax
 loss over 4 random positives per point, and Adam; the step is jitted with the state donated, as
 in training. `fanin32`, `fanin64`, ... name the fixed fan-in head (`sparse`) with that fan-in;
 `fanin32_mb0.5` also sets its block kernel's chunk temporary (config.sparsity.block_mb) to 0.5 MiB,
 `fanin32_recompute` has the softmax backward recompute the logits (config.sparsity.save_logits_mb=0).
-A head that owns its update (xcs.train.head_updates, e.g. `lsh`: candidate lookup, loss over the
+A head that owns its update (HeadMethod.update, e.g. `lsh`: candidate lookup, loss over the
 candidates and the row-sparse Adam on their rows) is timed through that update, as the train step
 calls it, with its state donated; its optax parameters are empty.
 Rows: head, labels, dim, batch, step_ms, peak_rss_mb, state_mb (head parameters + optimizer
@@ -32,8 +32,7 @@ import optax
 from configs import default
 from experiments.benchmarks.common import median_ms, peak_rss_mb, reset_peak_rss, tree_mb, write_report
 from xcs.losses import get_loss
-from xcs.models import HEADS, XMCModel
-from xcs.train.head_updates import HEAD_UPDATES
+from xcs.registry import HEADS, XMCModel
 
 
 def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, positives: int = 4,
@@ -48,7 +47,7 @@ def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, pos
         if fanin.group(3):  # e.g. fanin32_recompute: the softmax backward recomputes the logits
             config.sparsity.save_logits_mb = 0.0
     config.model.encoder.width = dim
-    head = HEADS[config.model.head.name](config, dim, labels)
+    head = HEADS[config.model.head.name].build(config, dim, labels)
     loss_fn = get_loss("softmax")
     rng = np.random.default_rng(0)
     h = jnp.asarray(rng.normal(size=(batch, dim)), jnp.float32)
@@ -62,7 +61,7 @@ def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, pos
         jax.random.PRNGKey(0))
     params = variables.pop("params", {})  # a head that owns its update has none
     model_state = dict(variables)  # non-trainable collections (a sparse head's indices), read by the step
-    if config.model.head.name in HEAD_UPDATES:
+    if HEADS[config.model.head.name].update is not None:
         del params, variables
         state_mb = tree_mb(model_state)
         ms = _time_head_update(config, head, model_state, h, label_idx, label_mask, repeats)
@@ -103,8 +102,8 @@ def measure(head_name: str, labels: int, dim: int, batch: int, repeats: int, pos
 
 
 def _time_head_update(config, head, model_state, h, label_idx, label_mask, repeats: int) -> float:
-    """Median ms of the head's own update (xcs.train.head_updates), jitted with its state donated."""
-    update = HEAD_UPDATES[config.model.head.name](config, XMCModel(encoder=None, head=head), 1000).update
+    """Median ms of the head's own update (its declaration's update), jitted with its state donated."""
+    update = HEADS[config.model.head.name].update(config, XMCModel(encoder=None, head=head), 1000).update
     batch = {"label_idx": label_idx, "label_mask": label_mask}
     # Laid out as in XMCModel's variables, where the head is the submodule `head`.
     model_state = {collection: {"head": v} for collection, v in model_state.items()}
@@ -135,7 +134,7 @@ def _memory_only_row(head, tx, head_name, labels, dim, batch, h, label_idx, labe
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--heads", default="dense",
-                        help="comma-separated names from xcs.models.HEADS, or fanin<k>[_mb<MiB>] (sparse head, "
+                        help="comma-separated names from xcs.registry.HEADS, or fanin<k>[_mb<MiB>] (sparse head, "
                              "fan-in k, optional config.sparsity.block_mb)")
     parser.add_argument("--labels", default="10000,100000,670000")
     parser.add_argument("--dim", type=int, default=256)

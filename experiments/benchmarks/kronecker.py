@@ -5,7 +5,7 @@
 
 f(W, x) = m^{-1/2} Σ_r a_r σ_b(w_rᵀx) on x = u ⊗ v, u ∈ R^{d1}, v ∈ R^{d2} (d1 = 2^⌈k/2⌉, d2 = 2^⌊k/2⌋ for
 d = 2^k), unit-norm factors, W(0) ~ N(0, 1), shift b = sqrt(0.4 ln m) (the paper's choice; --shift).
-One iteration = one SGD step on a batch (xcs.models.kronecker), jitted, state donated:
+One iteration = one SGD step on a batch (xcs.kronecker.layer), jitted, state donated:
 
   dense       W [m, d] on the formed batch x [B, d] (x built from the factors inside the step: the
               n × d matrix of all formed points would not fit at large d): O(B·m·d).
@@ -38,7 +38,7 @@ import numpy as np
 
 from experiments.benchmarks.common import median_ms, peak_rss_mb, reset_peak_rss, write_report
 from xcs.data.kronecker import unit_factors
-from xcs.models import kronecker as km
+from xcs.kronecker import layer as km
 
 REPRS = ("dense", "primal", "structured", "structured+gram")
 

@@ -27,14 +27,14 @@ from experiments.benchmarks.common import median_ms, write_report
 from experiments.benchmarks.heads import measure
 from xcs.losses import get_loss
 from xcs.lsh import head as lsh
-from xcs.models import HEADS
+from xcs.registry import HEADS
 
 
 def predict_and_recall(head_name: str, labels: int, dim: int, batch: int, repeats: int, noise: float) -> dict:
     config = default.get_config()
     config.model.head.name = head_name
     config.model.encoder.width = dim
-    head = HEADS[head_name](config, dim, labels)
+    head = HEADS[head_name].build(config, dim, labels)
     rng = np.random.default_rng(0)
     h0 = jnp.asarray(rng.normal(size=(batch, dim)), jnp.float32)
     label_idx = jnp.zeros((batch, 1), jnp.int32)

@@ -37,8 +37,8 @@ import optax  # noqa: E402
 from configs import default  # noqa: E402
 from experiments.benchmarks.common import median_ms, peak_rss_mb, reset_peak_rss, write_report  # noqa: E402
 from xcs.losses import get_loss  # noqa: E402
-from xcs.models import HEADS  # noqa: E402
 from xcs.parallel import mesh as mesh_lib  # noqa: E402
+from xcs.registry import HEADS  # noqa: E402
 
 MB = 2**20
 
@@ -49,7 +49,7 @@ def measure(shape: tuple[int, int], labels: int, dim: int, batch: int, repeats: 
     mesh = mesh_lib.make_mesh(config.mesh)
     if mesh is None:
         raise ValueError("--meshes: use a shape of more than one device (e.g. 1x8)")
-    head = HEADS["dense"](config, dim, labels)
+    head = HEADS["dense"].build(config, dim, labels)
     loss_fn = get_loss("softmax")
     rng = np.random.default_rng(0)
     batch_sh, repl = mesh_lib.batch_sharding(mesh), mesh_lib.replicated(mesh)

@@ -30,7 +30,7 @@ import numpy as np
 from configs import default
 from experiments.benchmarks.common import median_ms, peak_rss_mb, reset_peak_rss, tree_mb, write_report
 from xcs.losses import get_loss
-from xcs.models import build_model
+from xcs.registry import build_model
 from xcs.text.embed import bucket_length, embed_texts, load_minilm
 from xcs.train.optim import make_optimizer
 from xcs.train.state import create_state, make_train_step

@@ -14,8 +14,9 @@ import os
 
 import numpy as np
 
-from xcs.data.dataset import Split
+from xcs.core.errors import UserError
 from xcs.data.sparse import CSR
+from xcs.data.split import Split
 
 _ROWS_PER_BLOCK = 65536  # points projected at once (bounds the [nnz, p] temporary)
 
@@ -81,7 +82,7 @@ def balanced_clusters(centroids: np.ndarray, num_clusters: int, iterations: int,
     """[L] int32 cluster ids in [0, num_clusters), each cluster of floor(L/K) or ceil(L/K) labels."""
     num_labels = len(centroids)
     if not 1 <= num_clusters <= num_labels:
-        raise ValueError(f"config.aux.clusters={num_clusters}: must be between 1 and the number of labels "
+        raise UserError(f"config.aux.clusters={num_clusters}: must be between 1 and the number of labels "
                          f"{num_labels}")
     rng = np.random.default_rng([seed, 13])
     out = np.zeros(num_labels, np.int32)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from xcs.data.dataset import Split
+from xcs.data.split import Split
 from xcs.data.kronecker import factor_batch
 from xcs.data.sparse import CSR
 from xcs.data.texts import Tokens

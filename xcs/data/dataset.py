@@ -1,4 +1,7 @@
-"""A data set in memory: train and test splits of (features, labels), from any source."""
+"""load_dataset: a data set in memory from any source (config.data.source).
+
+Split, Dataset and data_dir live in xcs.data.split, which the source modules import.
+"""
 
 from __future__ import annotations
 
@@ -8,65 +11,10 @@ import os
 import ml_collections
 import numpy as np
 
-from xcs.data import texts
+from xcs.core.errors import UserError
+from xcs.data import text_source, texts
 from xcs.data.sparse import CSR
-from xcs.data.texts import Tokens
-
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-    """One split: labels plus either sparse features (CSR), dense features [N, d] or Kronecker factors."""
-
-    labels: CSR
-    features: CSR | None = None
-    dense: np.ndarray | None = None
-    factors: tuple[np.ndarray, ...] | None = None  # x = factors[0][i] ⊗ factors[1][i] ⊗ ... (xcs.data.kronecker)
-    texts: np.ndarray | None = None  # [N] object array of str: the raw texts (config.data.text, xcs.data.texts)
-    tokens: Tokens | None = None  # the texts tokenized, for an encoder trained end to end (xcs.data.text_inputs)
-
-    @property
-    def num_points(self) -> int:
-        return self.labels.num_rows
-
-    def take(self, rows: np.ndarray) -> Split:
-        return Split(
-            labels=self.labels.take(rows),
-            features=None if self.features is None else self.features.take(rows),
-            dense=None if self.dense is None else np.asarray(self.dense[rows]),
-            factors=None if self.factors is None else tuple(np.asarray(f[rows]) for f in self.factors),
-            texts=None if self.texts is None else self.texts[rows],
-            tokens=None if self.tokens is None else self.tokens.take(rows),
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    name: str
-    train: Split
-    test: Split
-    num_features: int  # feature vocabulary (sparse) or dimension (dense)
-    num_labels: int
-    location: str  # where it came from, for results.json
-
-    @property
-    def dense(self) -> bool:
-        return self.train.dense is not None
-
-    def stats(self) -> dict[str, float | int]:
-        out: dict[str, float | int] = dict(num_features=self.num_features, num_labels=self.num_labels)
-        for name, split in (("train", self.train), ("test", self.test)):
-            lab = split.labels.row_lengths()
-            out[f"{name}_points"] = split.num_points
-            out[f"{name}_labels_per_point"] = round(float(lab.mean()), 3) if len(lab) else 0.0
-            out[f"{name}_points_without_labels"] = int((lab == 0).sum())
-            if split.features is not None:
-                out[f"{name}_points_without_features"] = int((split.features.row_lengths() == 0).sum())
-        return out
-
-
-def data_dir(config: ml_collections.ConfigDict) -> str:
-    """The directory of an on-disk data set: data.dir, else $XCS_DATA_DIR/<data.name>."""
-    return config.dir or os.path.join(os.environ.get("XCS_DATA_DIR", "data"), config.name)
+from xcs.data.split import Dataset, Split, data_dir
 
 
 def _split(pair: tuple[CSR | np.ndarray, CSR]) -> Split:
@@ -76,6 +24,10 @@ def _split(pair: tuple[CSR | np.ndarray, CSR]) -> Split:
     return Split(labels=labels, features=features)
 
 
+# config.data.source values load_dataset reads.
+SOURCES = ("synthetic", "xmc_repo", "tfds", "region", "kronecker")
+
+
 def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
     """Loads `config` (the `config.data` section); holds out a validation part of train if asked."""
     from xcs.data import text_inputs
@@ -83,6 +35,7 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
     text_inputs.check_config(config.text)
     with_texts = config.text.inputs != "none"
     text_paths = {"train": None, "test": None}  # frozen embeddings are cached beside these files
+    label_names, vectorizer, names_dir = None, None, None  # label id -> name; tf-idf fitted on texts (text_source)
     if config.source == "synthetic":
         from xcs.data import synthetic
 
@@ -108,15 +61,23 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
             raise FileNotFoundError(
                 f"data set {config.name!r}: directory {directory!r} does not exist "
                 f"(set XCS_DATA_DIR or --config.data.dir)")
-        if config.source == "xmc_repo" and with_texts and texts.is_attentionxml(directory):
-            loaded = texts.load_attentionxml(directory)  # texts and named labels, no feature file
-            train, test = (Split(labels=loaded[s][1], texts=loaded[s][0]) for s in ("train", "test"))
-            text_paths = {s: os.path.join(directory, f"{s}_texts.txt") for s in text_paths}
+        if config.source == "xmc_repo" and text_source.has_texts_and_names(directory) and (
+                with_texts or not text_source.has_feature_files(directory)):
+            # Texts and label names, no feature file: xcs makes the label map and (for a sparse model) tf-idf.
+            held_out = config.validation_fraction > 0
+            train, test, label_map = text_source.load_splits(directory, config.text.label_delimiter, held_out)
+            label_names = label_map.names
+            if config.text.inputs in ("none", "embedding+sparse"):  # the model reads sparse features
+                fit_rows = validation_rows(train.num_points, config.validation_fraction, seed)[0] if held_out else None
+                train, test, vectorizer = text_source.add_tfidf(train, test, config.text, fit_rows)
+            text_paths = {s: p if os.path.isfile(p := os.path.join(directory, f"{s}_texts.txt")) else None
+                          for s in text_paths}
             with_texts = False  # already read
         elif config.source == "xmc_repo":
             from xcs.data import xmc_repo
 
             train, test = (_split(xmc_repo.load_split(directory, s, cache=config.cache)) for s in ("train", "test"))
+            names_dir = directory  # labels.txt beside the files names the labels
         else:
             from xcs.data import tfds_builder
 
@@ -135,8 +96,7 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
             text_paths["test"], test_texts = texts.load_texts(directory, "test", test.num_points)
             train, test = dataclasses.replace(train, texts=train_texts), dataclasses.replace(test, texts=test_texts)
     else:
-        raise ValueError(f"config.data.source={config.source!r}: expected synthetic, xmc_repo, tfds, region or "
-                         "kronecker")
+        raise UserError(f"config.data.source={config.source!r}: expected one of {', '.join(SOURCES)}")
 
     if config.text.inputs != "none":
         train, test = (text_inputs.add_text_inputs(config.text, s, text_paths[name])
@@ -155,9 +115,18 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
     else:
         raise ValueError(f"{location}: no features, only texts; set config.data.text.inputs to embedding or tokens")
 
+    if names_dir is not None:
+        label_names = text_source.read_label_names(names_dir, num_labels)
     if config.validation_fraction > 0:
         # Tuning happens on a held-out part of train; the test split is not looked at.
-        perm = np.random.default_rng([seed, 7]).permutation(train.num_points)
-        n_val = max(1, int(round(config.validation_fraction * train.num_points)))
-        train, test = train.take(np.sort(perm[n_val:])), train.take(np.sort(perm[:n_val]))
-    return Dataset(config.name, train, test, num_features, num_labels, location)
+        kept, held = validation_rows(train.num_points, config.validation_fraction, seed)
+        train, test = train.take(kept), train.take(held)
+    return Dataset(config.name, train, test, num_features, num_labels, location, label_names=label_names,
+                   vectorizer=vectorizer)
+
+
+def validation_rows(num_points: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows kept for training, held-out rows), each ascending: the split config.data.validation_fraction makes."""
+    perm = np.random.default_rng([seed, 7]).permutation(num_points)
+    n_val = max(1, int(round(fraction * num_points)))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])

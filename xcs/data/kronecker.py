@@ -21,6 +21,7 @@ import zlib
 
 import numpy as np
 
+from xcs.core.errors import UserError
 from xcs.data.sparse import CSR
 
 TASKS = ("classification", "regression")
@@ -41,17 +42,17 @@ class KroneckerSpec:
         key = "config.data.kronecker"
         object.__setattr__(self, "dims", tuple(int(d) for d in self.dims))
         if len(self.dims) < 2 or min(self.dims) < 1:
-            raise ValueError(f"{key}.dims={self.dims}: need at least two factors of dimension >= 1")
+            raise UserError(f"{key}.dims={self.dims}: need at least two factors of dimension >= 1")
         if self.task not in TASKS:
-            raise ValueError(f"{key}.task={self.task!r}: expected one of {TASKS}")
+            raise UserError(f"{key}.task={self.task!r}: expected one of {TASKS}")
         for name in ("num_classes", "teacher_rank"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{key}.{name} must be >= 1, got {getattr(self, name)}")
+                raise UserError(f"{key}.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("num_train", "num_test", "seed"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{key}.{name} must be >= 0, got {getattr(self, name)}")
+                raise UserError(f"{key}.{name} must be >= 0, got {getattr(self, name)}")
         if self.noise < 0 or (self.task == "classification" and self.noise > 1):
-            raise ValueError(f"{key}.noise={self.noise}: must be >= 0 (and <= 1 for classification)")
+            raise UserError(f"{key}.noise={self.noise}: must be >= 0 (and <= 1 for classification)")
 
 
 def unit_factors(rng: np.random.Generator, n: int, dims: tuple[int, ...]) -> tuple[np.ndarray, ...]:
@@ -159,7 +160,7 @@ def load_pairs(config) -> tuple[list[tuple[tuple[np.ndarray, ...], CSR | np.ndar
     Generated from config.data.kronecker, or read from config.data.dir with from_files=True;
     targets are labels (CSR) or regression targets [N] float32. Train and test dimensions must agree.
     """
-    from xcs.data.dataset import data_dir
+    from xcs.data.split import data_dir
 
     if config.kronecker.from_files:
         directory = data_dir(config)
@@ -184,11 +185,11 @@ def load_splits(config) -> tuple:
     The xcs pipeline trains classifiers from labels; regression targets are for the paper's
     network (python -m experiments.kronecker_train), so they are refused here with that pointer.
     """
-    from xcs.data.dataset import Split
+    from xcs.data.split import Split
 
     pairs, location = load_pairs(config)
     if any(not isinstance(targets, CSR) for _, targets in pairs):
-        raise ValueError("config.data.source='kronecker' with regression targets: the xcs pipeline (launch.py) "
+        raise UserError("config.data.source='kronecker' with regression targets: the xcs pipeline (launch.py) "
                          "trains classifiers; use config.data.kronecker.task='classification' (integer y), or train "
                          "the regression network with `python -m experiments.kronecker_train`")
     return (*(Split(labels=labels, factors=factors) for factors, labels in pairs), location)

@@ -19,6 +19,7 @@ import zlib
 
 import numpy as np
 
+from xcs.core.errors import UserError
 from xcs.data.sparse import CSR
 
 
@@ -36,14 +37,14 @@ class RegionSpec:
         key = "config.data.region"
         for name in ("dim", "num_classes"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{key}.{name} must be >= 1, got {getattr(self, name)}")
+                raise UserError(f"{key}.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("num_train", "num_test", "region_bits", "seed"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{key}.{name} must be >= 0, got {getattr(self, name)}")
+                raise UserError(f"{key}.{name} must be >= 0, got {getattr(self, name)}")
         if self.region_bits > min(self.dim, 20):
-            raise ValueError(f"{key}.region_bits={self.region_bits} must be <= min(dim={self.dim}, 20)")
+            raise UserError(f"{key}.region_bits={self.region_bits} must be <= min(dim={self.dim}, 20)")
         if not 0.0 <= self.label_noise <= 1.0:
-            raise ValueError(f"{key}.label_noise={self.label_noise} must be in [0, 1]")
+            raise UserError(f"{key}.label_noise={self.label_noise} must be in [0, 1]")
 
 
 def region_of(x: np.ndarray, region_bits: int) -> np.ndarray:

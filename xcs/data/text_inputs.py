@@ -3,7 +3,7 @@
 - `embedding`: each split's texts encoded once by the pretrained encoder (xcs.text.embed) and the
   result used as dense features x; the tf-idf features are dropped.
 - `embedding+sparse`: the same x, with the sparse features kept beside it (for the dense_bag
-  encoder, xcs.models.combined).
+  encoder, xcs.encoders.dense_bag).
 - `tokens`: the texts tokenized once (truncated to max_len) for an encoder trained end to end;
   batches carry token_ids / token_mask (xcs.data.batching). The sparse features are kept.
 
@@ -21,8 +21,9 @@ import hashlib
 import ml_collections
 import numpy as np
 
-from xcs.data.dataset import Split
+from xcs.core.errors import UserError
 from xcs.data.npz_cache import cached
+from xcs.data.split import Split
 from xcs.data.texts import Tokens
 
 INPUTS = ("none", "embedding", "embedding+sparse", "tokens")
@@ -36,18 +37,18 @@ def check_config(text: ml_collections.ConfigDict) -> None:
     """Refuses a mistyped config.data.text value, naming the key."""
     for key, allowed in (("inputs", INPUTS), ("encoder", ENCODERS), ("pooling", POOLINGS)):
         if text[key] not in allowed:
-            raise ValueError(f"config.data.text.{key}={text[key]!r}: expected one of {', '.join(allowed)}")
+            raise UserError(f"config.data.text.{key}={text[key]!r}: expected one of {', '.join(allowed)}")
     if not 2 <= text.max_len <= MAX_POSITIONS:
-        raise ValueError(f"config.data.text.max_len={text.max_len}: must be in [2, {MAX_POSITIONS}] ([CLS] and "
+        raise UserError(f"config.data.text.max_len={text.max_len}: must be in [2, {MAX_POSITIONS}] ([CLS] and "
                          "[SEP] take two tokens; the encoder has 512 positions)")
     if text.length_buckets < 1:
-        raise ValueError(f"config.data.text.length_buckets={text.length_buckets}: must be >= 1 (1 = every batch "
+        raise UserError(f"config.data.text.length_buckets={text.length_buckets}: must be >= 1 (1 = every batch "
                          "max_len wide)")
     if text.group_by_length < 0:
-        raise ValueError(f"config.data.text.group_by_length={text.group_by_length}: must be >= 0 (0 = off)")
+        raise UserError(f"config.data.text.group_by_length={text.group_by_length}: must be >= 0 (0 = off)")
     embedding_layers(text)
     if text.embed_batch_size < 1:
-        raise ValueError(f"config.data.text.embed_batch_size={text.embed_batch_size}: must be >= 1")
+        raise UserError(f"config.data.text.embed_batch_size={text.embed_batch_size}: must be >= 1")
 
 
 def embedding_layers(text: ml_collections.ConfigDict) -> tuple[int, ...] | None:
@@ -56,7 +57,7 @@ def embedding_layers(text: ml_collections.ConfigDict) -> tuple[int, ...] | None:
         return None
     parts = str(text.layers).split(",")
     if not all(p.strip().isdigit() for p in parts):
-        raise ValueError(f"config.data.text.layers={text.layers!r}: expected 'last' or comma-separated layer "
+        raise UserError(f"config.data.text.layers={text.layers!r}: expected 'last' or comma-separated layer "
                          "indices such as '3,6' (0 = the embedding layer's output)")
     layers = tuple(int(p) for p in parts)
     if text.inputs in ("embedding", "embedding+sparse"):  # the encoder's depth, from the weights' config file
@@ -64,7 +65,7 @@ def embedding_layers(text: ml_collections.ConfigDict) -> tuple[int, ...] | None:
 
         deepest = weights.load_config().num_layers
         if max(layers) > deepest:
-            raise ValueError(f"config.data.text.layers={text.layers!r}: the {text.encoder} encoder has layers "
+            raise UserError(f"config.data.text.layers={text.layers!r}: the {text.encoder} encoder has layers "
                              f"0..{deepest} (0 = the embedding layer's output, {deepest} = the last layer)")
     return layers
 
@@ -121,12 +122,12 @@ def content_stamp(path: str, kind: str) -> np.ndarray:
 def add_text_inputs(text: ml_collections.ConfigDict, split: Split, path: str | None) -> Split:
     """`split` (with its texts) given the inputs config.data.text.inputs asks for."""
     if split.texts is None:
-        raise ValueError(f"config.data.text.inputs={text.inputs!r}: this data source has no texts (text inputs "
+        raise UserError(f"config.data.text.inputs={text.inputs!r}: this data source has no texts (text inputs "
                          "need source xmc_repo or tfds with text files, or synthetic)")
     if text.inputs in ("embedding", "embedding+sparse"):
         x = embeddings(split.texts, text, path)
         if text.inputs == "embedding+sparse" and split.features is None:
-            raise ValueError("config.data.text.inputs='embedding+sparse': this data set has no sparse features "
+            raise UserError("config.data.text.inputs='embedding+sparse': this data set has no sparse features "
                              "(use inputs='embedding')")
         features = split.features if text.inputs == "embedding+sparse" else None
         return dataclasses.replace(split, dense=x, features=features)

@@ -19,18 +19,18 @@ import jax.numpy as jnp
 import ml_collections
 from jax.sharding import Mesh
 
-from xcs.bias import add_bias
+from xcs.dense import sharded as sharded_head
 from xcs.losses import LossFn
-from xcs.models.topk import chunked_topk
+from xcs.nn.bias import add_bias
+from xcs.nn.topk import chunked_topk
 from xcs.parallel import mesh as mesh_lib
-from xcs.parallel import sharded_head
 
 
 class DenseHead(nn.Module):
     """A full linear layer: logits = h @ W + b with W [d, L].
 
     With a `mesh` (config.mesh), W and b are split on their label axis over the `model` devices and
-    loss and top-k run per label shard (xcs.parallel.sharded_head), never forming [B, L] on one device.
+    loss and top-k run per label shard (xcs.dense.sharded), never forming [B, L] on one device.
     """
 
     in_features: int

@@ -24,8 +24,9 @@ from jax import lax
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from xcs.core.errors import UserError
 from xcs.losses import LOSSES, LossFn
-from xcs.models.topk import chunked_topk
+from xcs.nn.topk import chunked_topk
 from xcs.parallel.mesh import DATA, MODEL
 from xcs.spherical_losses import SPHERICAL_LOSSES, SphericalLoss
 
@@ -73,7 +74,7 @@ def sharded_form(loss_fn: LossFn) -> ShardedLoss:
     for name, fn in LOSSES.items():
         if fn is loss_fn:
             if name not in SHARDED_LOSSES:
-                raise ValueError(f"config.loss.name={name!r} has no label-sharded form; use config.mesh.shape=(1, 1)")
+                raise UserError(f"config.loss.name={name!r} has no label-sharded form; use config.mesh.shape=(1, 1)")
             return SHARDED_LOSSES[name]
     raise ValueError(f"{loss_fn!r} is not a loss of xcs.losses.LOSSES: no label-sharded form")
 

@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from xcs.models.conditional import GatedSpec, gated_spec
-from xcs.models.encoders import BagEncoder, ResidualStack
+from xcs.core.errors import UserError
+from xcs.encoders.mlp import BagEncoder, ResidualStack
+from xcs.gated.layer import GatedSpec, gated_spec
 
 COMBINE = ("sum", "concat")
 
@@ -38,9 +39,9 @@ class DenseBagEncoder(nn.Module):
     @nn.compact
     def __call__(self, batch: dict[str, jax.Array], train: bool) -> jax.Array:
         if self.combine not in COMBINE:
-            raise ValueError(f"config.model.encoder.combine={self.combine!r}: expected one of {', '.join(COMBINE)}")
+            raise UserError(f"config.model.encoder.combine={self.combine!r}: expected one of {', '.join(COMBINE)}")
         if self.combine == "concat" and self.width % 2:
-            raise ValueError(f"config.model.encoder.width={self.width}: combine=concat needs an even width "
+            raise UserError(f"config.model.encoder.width={self.width}: combine=concat needs an even width "
                              "(each part gets width / 2)")
         # The bag part alone: no MLP, no normalisation, no dropout on its output (the stack below has them).
         bag = BagEncoder(self.num_features, self.part_width(), mlp_layers=0, dropout=0.0,
@@ -55,9 +56,9 @@ class DenseBagEncoder(nn.Module):
 def make_dense_bag_encoder(config: ml_collections.ConfigDict, num_features: int) -> DenseBagEncoder:
     enc = config.model.encoder
     if enc.combine not in COMBINE:  # refused before any work, not at the first trace
-        raise ValueError(f"config.model.encoder.combine={enc.combine!r}: expected one of {', '.join(COMBINE)}")
+        raise UserError(f"config.model.encoder.combine={enc.combine!r}: expected one of {', '.join(COMBINE)}")
     if enc.combine == "concat" and enc.width % 2:
-        raise ValueError(f"config.model.encoder.width={enc.width}: combine=concat needs an even width")
+        raise UserError(f"config.model.encoder.width={enc.width}: combine=concat needs an even width")
     return DenseBagEncoder(num_features=num_features, width=enc.width, mlp_layers=enc.mlp_layers,
                            dropout=enc.dropout, input_dropout=enc.input_dropout, normalize=enc.normalize,
                            combine=enc.combine, embedding_init_std=enc.embedding_init_std, gated=gated_spec(config))

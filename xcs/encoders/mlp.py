@@ -7,7 +7,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from xcs.models.conditional import GatedSpec, gated_spec, make_gated_layer
+from xcs.core.errors import UserError
+from xcs.gated.layer import GatedSpec, gated_spec, make_gated_layer
+
+NORMALIZATIONS = ("none", "layernorm", "l2")
 
 
 class ResidualStack(nn.Module):
@@ -26,7 +29,7 @@ class ResidualStack(nn.Module):
         elif self.normalize == "l2":
             h = h / (jnp.linalg.norm(h, axis=-1, keepdims=True) + 1e-6)
         elif self.normalize != "none":
-            raise ValueError(f"config.model.encoder.normalize={self.normalize!r}: expected none, layernorm or l2")
+            raise UserError(f"config.model.encoder.normalize={self.normalize!r}: expected one of {NORMALIZATIONS}")
         if self.gated is not None:
             h = h + make_gated_layer(self.gated, self.width, "gated")(nn.LayerNorm(name="gated_norm")(h), train)
         for i in range(self.layers):
@@ -65,7 +68,7 @@ class BagEncoder(nn.Module):
         table = self.param("embedding", init, (self.num_features, self.width), jnp.float32)
         h = jnp.einsum("bf,bfd->bd", val, jnp.take(table, idx, axis=0))
         if self.gated is not None and self.gated.position != "residual":
-            raise ValueError(f"config.model.encoder.gated.position={self.gated.position!r}: the bag encoder has no "
+            raise UserError(f"config.model.encoder.gated.position={self.gated.position!r}: the bag encoder has no "
                              "dense input layer to gate; use position=residual")
         return ResidualStack(self.width, self.mlp_layers, self.dropout, self.normalize, self.gated,
                              name="mlp")(h, train)

@@ -1,9 +1,9 @@
-"""The factored head (model.head.name=factored): xcs.models.factored behind the head interface.
+"""The factored head (model.head.name=factored): xcs.factored.layer behind the head interface.
 
 The head's matrices are not trainable parameters: they live in the non-trainable collection
 `factored` (so in TrainState.model_state, checkpointed with it) and change only through the
-exact SGD update that the train step calls through xcs.train.head_updates, and through the
-periodic stabilisation (xcs.train.actions). `loss` evaluates the loss without updating; `topk`
+exact SGD update that the train step calls through its declaration (xcs.factored.method), and through the
+periodic stabilisation (a periodic action of the same declaration). `loss` evaluates the loss without updating; `topk`
 scores labels chunk by chunk.
 
 With `use_bias` a constant 1 is appended to h, so the last column of W is a per-label bias
@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from xcs.factored import layer as factored
 from xcs.losses import LossFn
-from xcs.models import factored
 from xcs.spherical_losses import SPHERICAL_LOSSES, SphericalLoss
 
 COLLECTION = "factored"
@@ -56,38 +56,7 @@ class FactoredHead(nn.Module):
         return factored.topk(self.state.value, with_bias(h, self.use_bias), k, self.label_chunk)
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
-    """Refuses what the factored head cannot train, naming the key."""
-    if config.loss.name not in SPHERICAL_LOSSES:
-        raise ValueError(f"config.loss.name={config.loss.name!r}: the factored head (config.model.head.name="
-                         f"'factored') trains losses of the spherical family only: {sorted(SPHERICAL_LOSSES)}")
-    # The train step pulls ∇h back through the encoder alone, and the update reads the head's state
-    # at a fixed place in model_state: a wrapper around the head would not be trained.
-    if config.model.head.intermediate > 0:
-        raise ValueError(f"config.model.head.intermediate={config.model.head.intermediate} with config.model.head."
-                         "name='factored': the factored head takes h from the encoder; set intermediate=0")
-    if config.aux.clusters > 0:
-        raise ValueError(f"config.aux.clusters={config.aux.clusters} with config.model.head.name='factored': the "
-                         "auxiliary objective is not combined with a head that owns its update; set aux.clusters=0")
-    cfg = config.factored
-    if cfg.mode not in MODES:
-        raise ValueError(f"config.factored.mode={cfg.mode!r}: expected one of {list(MODES)}")
-    rules = {  # key: (holds, what it must be)
-        "learning_rate": (cfg.learning_rate >= 0, ">= 0"), "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
-        "init_scale": (cfg.init_scale > 0, "> 0"), "stabilize_every": (cfg.stabilize_every >= 0, ">= 0"),
-        "singular_band": (cfg.singular_band > 1, "> 1 (the band is [1/band, band])"),
-        "max_corrections": (cfg.max_corrections >= 1, ">= 1"),
-        "refactorize_fraction": (0 < cfg.refactorize_fraction <= 1, "in (0, 1]"),
-    }
-    for key, (holds, rule) in rules.items():
-        if not holds:
-            raise ValueError(f"config.factored.{key}={cfg[key]!r}: must be {rule}")
-    if config.model.head.label_chunk < 1:
-        raise ValueError(f"config.model.head.label_chunk={config.model.head.label_chunk}: must be >= 1")
-
-
 def make_factored_head(config: ml_collections.ConfigDict, in_features: int, num_labels: int) -> FactoredHead:
-    check_config(config)
     head = config.model.head
     return FactoredHead(in_features, num_labels, head.use_bias, head.label_chunk, config.factored.init_scale,
                         config.loss.name)
@@ -126,7 +95,7 @@ def update_fn(head: FactoredHead, config: ml_collections.ConfigDict):
 
 
 def stabilize_fn(config: ml_collections.ConfigDict):
-    """The pure `model_state -> model_state` of xcs.models.factored.stabilize with config's band."""
+    """The pure `model_state -> model_state` of xcs.factored.layer.stabilize with config's band."""
     cfg = config.factored
 
     def run(model_state):

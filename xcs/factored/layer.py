@@ -38,7 +38,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from xcs.models.topk import chunked_topk
+from xcs.nn.topk import chunked_topk
 from xcs.spherical_losses import SphericalLoss
 
 

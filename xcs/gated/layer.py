@@ -49,6 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from xcs.core.errors import UserError
+
 KINDS = ("tree", "table", "dense_flops", "dense_params")
 POSITIONS = ("residual", "input")
 GATE_UNITS = ("distinct", "shared")
@@ -72,19 +74,19 @@ class GatedSpec:
         for name, allowed in (("kind", KINDS), ("position", POSITIONS), ("gate_units", GATE_UNITS),
                               ("gate_gradient", GATE_GRADIENTS)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{key}.{name}={getattr(self, name)!r}: expected one of {allowed}")
+                raise UserError(f"{key}.{name}={getattr(self, name)!r}: expected one of {allowed}")
         if not 0 <= self.depth <= 24:
-            raise ValueError(f"{key}.depth={self.depth}: expected 0..24 (the layer stores 2^(depth+1) - 1 blocks)")
+            raise UserError(f"{key}.depth={self.depth}: expected 0..24 (the layer stores 2^(depth+1) - 1 blocks)")
         if self.block_size < 0:
-            raise ValueError(f"{key}.block_size={self.block_size}: expected >= 0 (0 = the whole width)")
+            raise UserError(f"{key}.block_size={self.block_size}: expected >= 0 (0 = the whole width)")
         if self.dense_level_blocks < 0:
-            raise ValueError(f"{key}.dense_level_blocks={self.dense_level_blocks}: expected >= 0 (0 = always gather)")
+            raise UserError(f"{key}.dense_level_blocks={self.dense_level_blocks}: expected >= 0 (0 = always gather)")
 
     def out_blocks(self, d_out: int) -> tuple[int, int]:
         """(number of output blocks, units per block) for an output of width d_out."""
         size = self.block_size or d_out
         if d_out % size:
-            raise ValueError(f"config.model.encoder.gated.block_size={self.block_size} does not divide the "
+            raise UserError(f"config.model.encoder.gated.block_size={self.block_size} does not divide the "
                              f"layer's output width {d_out}")
         return d_out // size, size
 
@@ -122,7 +124,7 @@ def gate_unit_ids(spec: GatedSpec, d_in: int, out_blocks: int) -> np.ndarray:
     """[out_blocks, k] input units whose signs are the gating bits of each output block."""
     k = spec.depth
     if k > d_in:
-        raise ValueError(f"config.model.encoder.gated.depth={k} needs {k} distinct gating units but the "
+        raise UserError(f"config.model.encoder.gated.depth={k} needs {k} distinct gating units but the "
                          f"gated layer's input has only {d_in}")
     if spec.gate_units == "shared":
         return np.tile(np.arange(k), (out_blocks, 1))
@@ -343,7 +345,7 @@ def gated_spec(config) -> GatedSpec | None:
         return None
     if g.position == "input" and g.gate_gradient == "straight_through":
         # The input layer's gates are signs of raw features: a gradient for them has nothing to train.
-        raise ValueError("config.model.encoder.gated.gate_gradient='straight_through' with position='input': the "
+        raise UserError("config.model.encoder.gated.gate_gradient='straight_through' with position='input': the "
                          "gates are signs of the raw input features, which no parameter produces; use "
                          "gate_gradient=none (or position=residual, whose gates are hidden units)")
     return GatedSpec(kind=g.kind, position=g.position, depth=g.depth, block_size=g.block_size,

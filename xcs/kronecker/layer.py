@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from xcs.core.errors import UserError
 from xcs.data.kronecker import batch_factors
 
 
@@ -189,5 +190,5 @@ class KroneckerEncoder(nn.Module):
 def make_kronecker_encoder(config: ml_collections.ConfigDict, num_features: int) -> KroneckerEncoder:
     enc = config.model.encoder
     if enc.gated.enabled:
-        raise ValueError("config.model.encoder.gated.enabled: the kronecker encoder has no gated layer")
+        raise UserError("config.model.encoder.gated.enabled: the kronecker encoder has no gated layer")
     return KroneckerEncoder(width=enc.width, shift=config.kronecker.shift, init_std=config.kronecker.init_std)

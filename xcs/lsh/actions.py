@@ -1,4 +1,4 @@
-"""Periodic maintenance of the LSH head's tables, registered in xcs.train.actions.ACTIONS["lsh"].
+"""Periodic maintenance of the LSH head's tables (the actions of its declaration, xcs.lsh.method).
 
   rehash=fixed        rehash every rehash_interval steps
   rehash=exponential  rehash after intervals rehash_interval, ·growth, ·growth², ... (weights move
@@ -19,8 +19,10 @@ import flax.linen as nn
 import jax
 import ml_collections
 
+from xcs.core.errors import UserError
+from xcs.core.protocols import PeriodicAction
 from xcs.lsh import head as lsh
-from xcs.models.lsh_head import LSHHead, head_state, replace_head_state
+from xcs.lsh.layer import LSHHead, head_state, replace_head_state
 
 
 def exponential_steps(first: int, growth: float, total_steps: int) -> frozenset[int]:
@@ -46,24 +48,20 @@ def _lift(fn):
 
 def lsh_actions(config: ml_collections.ConfigDict, model: nn.Module, total_steps: int) -> list:
     """The rehash / drift-check / rebuild actions of config.lsh."""
-    from xcs.train.actions import PeriodicAction  # here: xcs.train.actions imports this module
-
     head = model.head
-    if not isinstance(head, LSHHead):
-        raise ValueError("config.model.head.name='lsh' cannot be combined with config.model.head.intermediate > 0 "
-                         "or config.aux.clusters > 0")
+    assert isinstance(head, LSHHead), "validate refuses wrappers around the lsh head"
     c, cfg = config.lsh, head.cfg
     if cfg.spec is None:  # uniform: no tables
         return []
     actions = []
     rehash = _lift(lambda st, key: lsh.rehash(cfg, st, key))
     if c.rehash != "none" and c.rehash_interval < 1:
-        raise ValueError(f"config.lsh.rehash_interval={c.rehash_interval}: must be >= 1 for rehash={c.rehash!r}")
+        raise UserError(f"config.lsh.rehash_interval={c.rehash_interval}: must be >= 1 for rehash={c.rehash!r}")
     if c.rehash == "fixed":
         actions.append(PeriodicAction("lsh_rehash", c.rehash_interval, total_steps, rehash))
     elif c.rehash == "exponential":
         if c.rehash_growth < 1.0:
-            raise ValueError(f"config.lsh.rehash_growth={c.rehash_growth}: must be >= 1")
+            raise UserError(f"config.lsh.rehash_growth={c.rehash_growth}: must be >= 1")
         steps = exponential_steps(c.rehash_interval, c.rehash_growth, total_steps)
         actions.append(PeriodicAction("lsh_rehash", 1, total_steps, rehash, at_steps=steps))
     elif c.rehash == "drift":

@@ -29,6 +29,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from xcs.core.errors import UserError
+
 FAMILIES = ("wta", "dwta", "simhash")
 HashParams = dict[str, jax.Array]  # a pytree, stored in the head's state and replaced on rebuild
 
@@ -46,14 +48,14 @@ class HashSpec:
 
     def __post_init__(self):
         if self.family not in FAMILIES:
-            raise ValueError(f"config.lsh.family={self.family!r}: expected one of {list(FAMILIES)} (or uniform)")
+            raise UserError(f"config.lsh.family={self.family!r}: expected one of {list(FAMILIES)} (or uniform)")
         if not 1 <= self.bits <= 30:
-            raise ValueError(f"config.lsh.bits={self.bits}: must be in [1, 30]")
+            raise UserError(f"config.lsh.bits={self.bits}: must be in [1, 30]")
         if self.family != "simhash":
             if self.window < 2 or self.window & (self.window - 1):
-                raise ValueError(f"config.lsh.window={self.window}: must be a power of two >= 2")
+                raise UserError(f"config.lsh.window={self.window}: must be a power of two >= 2")
             if self.bits % self.bits_per_code:
-                raise ValueError(f"config.lsh.bits={self.bits} must be a multiple of log2(config.lsh.window)="
+                raise UserError(f"config.lsh.bits={self.bits} must be a multiple of log2(config.lsh.window)="
                                  f"{self.bits_per_code} for family {self.family!r}")
 
     @property
@@ -158,7 +160,7 @@ def probe_keys(spec: HashSpec, params: HashParams, x: jax.Array, extra: int) -> 
     bucket, then the `extra` buckets whose key differs from it in one code, the least certain codes
     first (smallest margin), that code replaced by its runner-up. `extra` <= codes per table."""
     if not 0 <= extra <= spec.codes_per_table:
-        raise ValueError(f"config.lsh.multiprobe={extra}: must be in [0, {spec.codes_per_table}] (codes per table "
+        raise UserError(f"config.lsh.multiprobe={extra}: must be in [0, {spec.codes_per_table}] (codes per table "
                          f"= bits / log2(window) for {spec.family!r})")
     codes, runner, margin = _codes(spec, params, x)
     key = _pack(codes, spec.bits_per_code)[..., None]  # [N, T, 1]

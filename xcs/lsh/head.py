@@ -29,11 +29,12 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from xcs.core.errors import UserError
 from xcs.losses import LossFn
 from xcs.lsh.hashing import HashParams, HashSpec, hash_keys, hash_rows_chunked, init_hash, probe_keys
 from xcs.lsh.row_optim import RowOptState, init_row_opt
 from xcs.lsh.tables import FILL, RETRIEVED, TRUE, build_tables, fill_ids, lookup, positions, select_candidates
-from xcs.models.topk import chunked_topk
+from xcs.nn.topk import chunked_topk
 
 PREDICT_MODES = ("candidates", "exact")
 
@@ -174,7 +175,7 @@ def train_candidates(cfg: LSHConfig, state: LSHState, h_aug: jax.Array, label_id
     B, Y = label_idx.shape
     C = cfg.batch_candidates
     if C < min(B * Y, L):
-        raise ValueError(f"config.lsh.batch_candidates={C} is smaller than the batch's label slots "
+        raise UserError(f"config.lsh.batch_candidates={C} is smaller than the batch's label slots "
                          f"(batch {B} x {Y} labels per point): the true labels must all be candidates; raise it or "
                          f"cap the labels per point with config.data.max_labels")
     retrieved = _retrieved(cfg, state, h_aug).reshape(1, -1)

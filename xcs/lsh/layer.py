@@ -2,7 +2,7 @@
 
 The label weights, their row-sparse optimizer state, the hash functions and the tables are not
 trainable parameters: they live in the non-trainable collection `lsh` (TrainState.model_state,
-checkpointed with it). They change through the head's own update (xcs.train.head_updates: loss
+checkpointed with it). They change through the head's own update (its declaration's update, xcs.lsh.method: loss
 over the batch's candidates, row-sparse Adam/SGD on the candidate rows) and through the periodic
 rehash / rebuild actions (xcs.lsh.actions).
 """
@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import ml_collections
 
+from xcs.core.errors import UserError
 from xcs.losses import LossFn
 from xcs.lsh import head as lsh
 from xcs.lsh.hashing import HashSpec
@@ -31,30 +32,30 @@ def lsh_config(config: ml_collections.ConfigDict, dim: int) -> lsh.LSHConfig:
     """The static head settings of config.lsh for label rows of length `dim` (bias included)."""
     c = config.lsh
     if c.family not in FAMILIES:
-        raise ValueError(f"config.lsh.family={c.family!r}: expected one of {list(FAMILIES)}")
+        raise UserError(f"config.lsh.family={c.family!r}: expected one of {list(FAMILIES)}")
     if c.insertion not in INSERTIONS:
-        raise ValueError(f"config.lsh.insertion={c.insertion!r}: expected one of {list(INSERTIONS)}")
+        raise UserError(f"config.lsh.insertion={c.insertion!r}: expected one of {list(INSERTIONS)}")
     if c.predict not in lsh.PREDICT_MODES:
-        raise ValueError(f"config.lsh.predict={c.predict!r}: expected one of {list(lsh.PREDICT_MODES)}")
+        raise UserError(f"config.lsh.predict={c.predict!r}: expected one of {list(lsh.PREDICT_MODES)}")
     if c.rehash not in REHASH:
-        raise ValueError(f"config.lsh.rehash={c.rehash!r}: expected one of {list(REHASH)}")
+        raise UserError(f"config.lsh.rehash={c.rehash!r}: expected one of {list(REHASH)}")
     if c.hash_labels not in HASH_LABELS:
-        raise ValueError(f"config.lsh.hash_labels={c.hash_labels!r}: expected one of {list(HASH_LABELS)}")
+        raise UserError(f"config.lsh.hash_labels={c.hash_labels!r}: expected one of {list(HASH_LABELS)}")
     for key in ("num_tables", "bucket_size", "candidates", "batch_candidates", "hash_chunk"):
         if c[key] < 1:
-            raise ValueError(f"config.lsh.{key}={c[key]}: must be >= 1")
+            raise UserError(f"config.lsh.{key}={c[key]}: must be >= 1")
     if c.family == "uniform" and c.predict != "exact":
-        raise ValueError("config.lsh.family='uniform' has no tables to retrieve candidates from at prediction: "
+        raise UserError("config.lsh.family='uniform' has no tables to retrieve candidates from at prediction: "
                          "set config.lsh.predict='exact'")
     if c.mips not in MIPS:
-        raise ValueError(f"config.lsh.mips={c.mips!r}: expected one of {list(MIPS)}")
+        raise UserError(f"config.lsh.mips={c.mips!r}: expected one of {list(MIPS)}")
     if c.mips == "simple" and c.family != "simhash":
-        raise ValueError(f"config.lsh.mips='simple' needs config.lsh.family='simhash' (sign hashes of the "
+        raise UserError(f"config.lsh.mips='simple' needs config.lsh.family='simhash' (sign hashes of the "
                          f"lengthened rows follow the inner product); {c.family!r} ranks coordinates instead")
     mips = c.mips == "simple"
     spec = None if c.family == "uniform" else HashSpec(c.family, dim + mips, c.num_tables, c.bits, c.window, c.probes)
     if spec is not None and not 0 <= c.multiprobe <= spec.codes_per_table:
-        raise ValueError(f"config.lsh.multiprobe={c.multiprobe}: must be in [0, {spec.codes_per_table}] (codes per "
+        raise UserError(f"config.lsh.multiprobe={c.multiprobe}: must be in [0, {spec.codes_per_table}] (codes per "
                          f"key: bits / log2(window), or bits for simhash)")
     return lsh.LSHConfig(spec, c.bucket_size, c.insertion, c.candidates, c.batch_candidates, c.hash_chunk,
                          c.predict, config.model.head.label_chunk, c.multiprobe, c.hash_labels, mips)
@@ -86,10 +87,10 @@ class LSHHead(nn.Module):
 
 def make_lsh_head(config: ml_collections.ConfigDict, in_features: int, num_labels: int) -> LSHHead:
     if config.loss.name not in LOSSES:
-        raise ValueError(f"config.loss.name={config.loss.name!r}: the lsh head (config.model.head.name='lsh') "
+        raise UserError(f"config.loss.name={config.loss.name!r}: the lsh head (config.model.head.name='lsh') "
                          f"trains over candidates with one of {list(LOSSES)}")
     if config.train.optimizer.head.name not in OPTIMIZERS:
-        raise ValueError(f"config.train.optimizer.head.name={config.train.optimizer.head.name!r}: the lsh head's "
+        raise UserError(f"config.train.optimizer.head.name={config.train.optimizer.head.name!r}: the lsh head's "
                          f"row-sparse optimizer is one of {list(OPTIMIZERS)}")
     head = config.model.head
     return LSHHead(in_features, num_labels, head.use_bias, lsh_config(config, in_features + int(head.use_bias)),

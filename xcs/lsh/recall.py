@@ -7,8 +7,8 @@ with the same fixed key as `topk`) is compared with
                            (a label never trained cannot be ranked by its weights, by any method),
   candidate_recall@k       the exact top-k labels (every label scored, as full softmax predicts):
                            the share of them that the block holds.
-Both are means over the points (points without labels count for the second only). Registered in
-xcs.train.evaluate.HEAD_METRICS["lsh"], so they land in results.json beside P@k.
+Both are means over the points (points without labels count for the second only). The test
+metrics of the lsh head's declaration (xcs.lsh.method), so they land in results.json beside P@k.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from xcs.data.batching import Batcher, eval_batches
 from xcs.lsh import head as lsh
-from xcs.models.lsh_head import LSHHead, head_state
+from xcs.lsh.layer import LSHHead, head_state
 
 
 def candidate_recall_metrics(config: ml_collections.ConfigDict, model: Any, variables: dict, batcher: Batcher,

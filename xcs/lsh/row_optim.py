@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from xcs.core.errors import UserError
+
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
@@ -25,7 +27,7 @@ class RowOptState:
 
 def init_row_opt(weights: jax.Array, name: str) -> RowOptState:
     if name not in OPTIMIZERS:
-        raise ValueError(f"config.train.optimizer.head.name={name!r}: the lsh head's row-sparse optimizer is one "
+        raise UserError(f"config.train.optimizer.head.name={name!r}: the lsh head's row-sparse optimizer is one "
                          f"of {list(OPTIMIZERS)}")
     v_rows = weights.shape[0] if name != "sgd" else 1  # sgd: a [1, D] placeholder (checkpoints refuse empty arrays)
     return RowOptState(jnp.zeros((), jnp.int32), jnp.zeros_like(weights),

@@ -13,6 +13,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from xcs.core.errors import UserError
+
 INSERTIONS = ("fifo", "reservoir")
 NONE = -1  # an empty slot / no candidate
 
@@ -22,7 +24,7 @@ def build_tables(label_keys: jax.Array, num_buckets: int, bucket_size: int, inse
     """buckets [T, num_buckets, bucket_size] int32 from the keys [L, T] of all labels; with
     `insert` [L] bool, only the labels where it is True go into the tables."""
     if insertion not in INSERTIONS:
-        raise ValueError(f"config.lsh.insertion={insertion!r}: expected one of {list(INSERTIONS)}")
+        raise UserError(f"config.lsh.insertion={insertion!r}: expected one of {list(INSERTIONS)}")
     L, T = label_keys.shape
     ids = jnp.arange(L, dtype=jnp.int32)
     if insert is not None:  # key num_buckets: past the last bucket, dropped by the scatter below

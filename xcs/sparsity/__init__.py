@@ -5,6 +5,6 @@
   clusters  balanced label clusters for the auxiliary objective (cached in the workdir)
   actions   the periodic actions (rewiring, decay of the auxiliary weight) the loop runs
 
-The head itself is xcs.models.sparse_head (registry name `sparse`); the intermediate layer and
-the auxiliary objective are head wrappers in xcs.models.head_wrappers.
+The head itself is xcs.sparsity.head (registry name `sparse`); the intermediate layer and
+the auxiliary objective are head wrappers in xcs.nn.wrappers.
 """

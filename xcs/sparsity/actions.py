@@ -1,60 +1,24 @@
-"""The periodic actions of dynamic sparse training, registered in xcs.train.actions.ACTIONS.
-
-  sparse: prune-and-regrow of the fixed fan-in head every config.sparsity.rewire_interval steps
-          while step <= rewire_end * total steps (none for algorithm=static);
-  aux:    after every step, alpha of the auxiliary objective = alpha0 * cosine(step / cutoff step),
-          so the model itself knows nothing of steps (alpha is a variable of its `aux` collection).
-
-Each `run(state, batch, key) -> state` is a pure function of the train state.
+"""The periodic action of dynamic sparse training: prune-and-regrow of the fixed fan-in head every
+config.sparsity.rewire_interval steps while step <= rewire_end * total steps (none for
+algorithm=static). `run(state, batch, key) -> state` is a pure function of the train state.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 
+from xcs.core.errors import ConfigError, UserError
+from xcs.core.protocols import PeriodicAction
 from xcs.losses import get_loss
-from xcs.models import XMCModel
-from xcs.models.head_wrappers import AUX_COLLECTION, AuxObjective
-from xcs.models.sparse_head import COLLECTION, INTERMEDIATES, PERTURBATIONS, FanInHead
+from xcs.nn.model import XMCModel
+from xcs.nn.tree import Path, find_module, get_path, nest, set_path
+from xcs.sparsity.head import COLLECTION, INTERMEDIATES, PERTURBATIONS, FanInHead
 from xcs.sparsity.rewire import max_drop, num_to_drop, prune_regrow, reset_slots, rigl_scores, set_scores
-
-Path = tuple[str, ...]
-
-
-def find_module(module: nn.Module, cls: type, path: Path = ()) -> tuple[Any, Path] | None:
-    """The first submodule of type `cls` and its variable path (the field names that lead to it)."""
-    if isinstance(module, cls):
-        return module, path
-    for field in dataclasses.fields(module):
-        child = getattr(module, field.name, None)
-        if isinstance(child, nn.Module) and field.name not in ("parent",):
-            found = find_module(child, cls, path + (field.name,))
-            if found:
-                return found
-    return None
-
-
-def get_path(tree: Any, path: Path) -> Any:
-    for key in path:
-        tree = tree[key]
-    return tree
-
-
-def set_path(tree: Any, path: Path, value: Any) -> Any:
-    """A copy of the nested dict `tree` with tree[path] = value (the other leaves shared)."""
-    if not path:
-        return value
-    return {**tree, path[0]: set_path(tree[path[0]], path[1:], value)}
-
-
-def nest(path: Path, value: Any) -> Any:
-    return value if not path else {path[0]: nest(path[1:], value)}
 
 
 def logit_gradient_and_inputs(model: XMCModel, loss_fn, state: Any, batch: dict, path: Path,
@@ -78,26 +42,47 @@ def logit_gradient_and_inputs(model: XMCModel, loss_fn, state: Any, batch: dict,
     return g, get_path(sown, path)["inputs"][0]
 
 
-def rewire_actions(config: ml_collections.ConfigDict, model: XMCModel, total_steps: int) -> list:
-    from xcs.train.actions import PeriodicAction  # here: xcs.train.actions imports this module
+# (model, loss_fn, state, batch, path of the head, key) -> scores [L, d] of the inputs a row may regrow
+RegrowthScores = Callable[[XMCModel, Any, Any, dict, Path, jax.Array], jax.Array]
 
+
+def _set(model: XMCModel, loss_fn, state: Any, batch: dict, path: Path, key: jax.Array) -> jax.Array:
+    """SET: regrow at random."""
+    head, _ = find_module(model, FanInHead)
+    return set_scores(key, head.in_features)
+
+
+def _rigl(model: XMCModel, loss_fn, state: Any, batch: dict, path: Path, key: jax.Array) -> jax.Array:
+    """RigL: regrow where the gradient of the loss w.r.t. the missing weight is largest."""
+    return rigl_scores(*logit_gradient_and_inputs(model, loss_fn, state, batch, path, key))
+
+
+# config.sparsity.algorithm -> its regrowth scores; `static` (no rewiring) is the one name not here.
+# A new prune-and-regrow algorithm is one function and one line here.
+REGROWTH: dict[str, RegrowthScores] = {"set": _set, "rigl": _rigl}
+ALGORITHMS = ("static", *REGROWTH)
+
+
+def rewire_end_step(s: ml_collections.ConfigDict, total_steps: int) -> int:
+    """The last step at which config.sparsity rewires."""
+    return max(1, int(s.rewire_end * total_steps))
+
+
+def rewire_actions(config: ml_collections.ConfigDict, model: XMCModel, total_steps: int) -> list:
     s = config.sparsity
-    if s.algorithm == "static":
+    regrowth_scores = REGROWTH.get(s.algorithm)
+    if regrowth_scores is None:  # static: the indices stay as sampled at init
         return []
-    if s.rewire_interval <= 0:
-        raise ValueError(f"config.sparsity.rewire_interval={s.rewire_interval}: must be positive for "
-                         f"algorithm={s.algorithm!r}")
-    if not 0.0 < s.rewire_end <= 1.0:
-        raise ValueError(f"config.sparsity.rewire_end={s.rewire_end}: must be in (0, 1]")
     found = find_module(model, FanInHead)
     if found is None:
-        raise ValueError(f"config.sparsity.algorithm={s.algorithm!r} needs the sparse head (model.head.name=sparse)")
+        raise UserError(f"config.sparsity.algorithm={s.algorithm!r} needs the sparse head (model.head.name=sparse)")
     head, path = found
-    end_step = max(1, int(s.rewire_end * total_steps))
-    if s.rewire_interval > end_step:
-        raise ValueError(f"config.sparsity.rewire_interval={s.rewire_interval} is beyond the last rewiring step "
-                         f"{end_step} (config.sparsity.rewire_end={s.rewire_end} of {total_steps} steps): "
-                         f"{s.algorithm!r} would never rewire; use algorithm=static or a shorter interval")
+    end_step = rewire_end_step(s, total_steps)
+    if s.rewire_interval > end_step:  # known only now when train.steps=0 (epochs): refused before step 1
+        raise ConfigError("sparsity.rewire_interval", s.rewire_interval,
+                          f"beyond the last rewiring step {end_step} (sparsity.rewire_end={s.rewire_end} of "
+                          f"{total_steps} steps): {s.algorithm!r} would never rewire; use algorithm=static or a "
+                          "shorter interval")
     bound = max_drop(s.drop_fraction, head.fan_in, head.in_features)
     loss_fn = get_loss(config.loss.name)
     limit = 1.0 / head.fan_in**0.5
@@ -107,10 +92,7 @@ def rewire_actions(config: ml_collections.ConfigDict, model: XMCModel, total_ste
         score_key, init_key = jax.random.split(key)
         indices = get_path(state.model_state[COLLECTION], path)["indices"]
         weight = get_path(state.params, path)["weight"]
-        if s.algorithm == "set":
-            scores = set_scores(score_key, head.in_features)
-        else:
-            scores = rigl_scores(*logit_gradient_and_inputs(model, loss_fn, state, batch, path, score_key))
+        scores = regrowth_scores(model, loss_fn, state, batch, path, score_key)
 
         def new_weight(start, shape):
             if s.regrow_init == "zero":
@@ -126,27 +108,3 @@ def rewire_actions(config: ml_collections.ConfigDict, model: XMCModel, total_ste
 
     return [PeriodicAction(f"prune_regrow_{s.algorithm}", s.rewire_interval, end_step,
                            jax.jit(run, donate_argnums=0))]
-
-
-def alpha_at(step: jax.Array | int, alpha: float, cutoff_step: int) -> jax.Array:
-    """alpha * (1 + cos(pi t / cutoff)) / 2 for t < cutoff, then 0."""
-    t = jnp.clip(jnp.asarray(step, jnp.float32) / max(cutoff_step, 1), 0.0, 1.0)
-    return 0.5 * alpha * (1.0 + jnp.cos(jnp.pi * t))
-
-
-def aux_actions(config: ml_collections.ConfigDict, model: XMCModel, total_steps: int) -> list:
-    from xcs.train.actions import PeriodicAction  # here: xcs.train.actions imports this module
-
-    found = find_module(model, AuxObjective)  # build_model checked config.aux
-    if found is None:
-        return []
-    _, path = found
-    cutoff_step = max(1, int(config.aux.cutoff * total_steps))
-    schedule = jax.jit(lambda step: alpha_at(step, config.aux.alpha, cutoff_step))
-
-    def run(state, batch, key):
-        # Only alpha changes: a tiny jitted scalar update, the rest of the state is passed through.
-        alpha = schedule(state.step)
-        return state.replace(model_state=set_path(state.model_state, (AUX_COLLECTION, *path, "alpha"), alpha))
-
-    return [PeriodicAction("aux_alpha", 1, cutoff_step, run)]

@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from xcs.bias import column_sum
+from xcs.core.errors import UserError
+from xcs.nn.bias import column_sum
 
 
 def chunk_start(c: jax.Array, chunk: int, num_labels: int) -> jax.Array:
@@ -257,7 +258,7 @@ KERNELS = ("auto", "block", "gather")
 def pick_kernel(kernel: str, in_features: int, fan_in: int) -> str:
     """`auto`: the block form while the rows are at least 1/16 dense, the gather form below that."""
     if kernel not in KERNELS:
-        raise ValueError(f"config.sparsity.kernel={kernel!r}: expected one of {KERNELS}")
+        raise UserError(f"config.sparsity.kernel={kernel!r}: expected one of {KERNELS}")
     if kernel == "auto":
         return "block" if in_features <= 16 * fan_in else "gather"
     return kernel
@@ -265,7 +266,7 @@ def pick_kernel(kernel: str, in_features: int, fan_in: int) -> str:
 
 def chunk_scorer(h: jax.Array, weight: jax.Array, indices: jax.Array, bias: jax.Array | None, kernel: str,
                  ) -> Callable[[jax.Array, int], jax.Array]:
-    """`score_chunk(start, size) -> [B, size]` for xcs.models.topk.chunked_topk (kernel: block | gather)."""
+    """`score_chunk(start, size) -> [B, size]` for xcs.nn.topk.chunked_topk (kernel: block | gather)."""
     d, h_t = h.shape[1], h.T
 
     def score_chunk(start, size):
@@ -307,7 +308,7 @@ def sample_indices(key: jax.Array, num_labels: int, in_features: int, fan_in: in
     The k largest of d uniform draws are a uniform k-subset; drawn one chunk of rows at a time.
     """
     if not 1 <= fan_in <= in_features:
-        raise ValueError(f"config.sparsity.fan_in={fan_in}: must be between 1 and the head's input width "
+        raise UserError(f"config.sparsity.fan_in={fan_in}: must be between 1 and the head's input width "
                          f"{in_features}")
     chunk = max(1, min(chunk, num_labels))
 

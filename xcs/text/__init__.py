@@ -13,7 +13,7 @@ Interface (shared with the data side of issue 11):
 - `xcs.text.embed.load_minilm() -> (module, params, tokenizer)`: the Flax module, its pretrained
   parameters and the tokenizer, loaded once per process.
 - `xcs.text.tokenizer.TextTokenizer.encode(texts, max_len) -> (ids, mask)`: int32 [N, T] each.
-- End to end, `config.model.encoder.name="minilm"` (xcs.models.text_encoder) reads the batch fields
+- End to end, `config.model.encoder.name="minilm"` (xcs.minilm.encoder) reads the batch fields
   `batch["token_ids"]` int32 [B, T] and `batch["token_mask"]` int32 [B, T] (1 = token, 0 = padding;
   [CLS] first, as the tokenizer writes them) and returns the pooled [B, 384] representation.
   Its settings are `config.text` (max_len, pooling, normalize, dropout).

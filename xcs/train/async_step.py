@@ -19,7 +19,7 @@ buffer costs τ + 1 copies of the parameters.
 What it does not simulate: a real parameter server (no processes, no communication, no wall-clock
 speed-up, no lost or reordered messages beyond the drawn delays, no per-worker data shards:
 batch t is the loop's batch t). The non-trainable model state (e.g. a sparse head's indices) is
-read current, not stale. Heads that own their update (xcs.train.head_updates) are refused.
+read current, not stale. Heads that own their update (HeadMethod.async_sgd=False) are refused by validate.
 """
 
 from __future__ import annotations
@@ -32,33 +32,17 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from xcs.core.errors import UserError
+from xcs.core.protocols import HeadUpdate
 from xcs.losses import LossFn
-from xcs.models import XMCModel
-from xcs.train.head_updates import HeadUpdate
+from xcs.nn.model import XMCModel
 from xcs.train.state import Batch, TrainState, make_train_step
-
-MODES = ("sync", "async")
-DELAYS = ("fixed", "random")
 
 
 class AsyncOptState(NamedTuple):
     inner: Any  # the wrapped optimizer's state
     history: Any  # params with a leading axis τ + 1: history[t mod (τ+1)] = θ_t
     count: jax.Array  # int32: updates applied (t)
-
-
-def check_config(config: ml_collections.ConfigDict) -> None:
-    if config.train.mode not in MODES:
-        raise ValueError(f"config.train.mode={config.train.mode!r}: expected one of {MODES}")
-    if config.train.mode != "async":
-        return
-    a = config.async_
-    if a.workers < 1:
-        raise ValueError(f"config.async_.workers={a.workers}: must be >= 1")
-    if a.max_staleness < 0:
-        raise ValueError(f"config.async_.max_staleness={a.max_staleness}: must be >= 0")
-    if a.delay not in DELAYS:
-        raise ValueError(f"config.async_.delay={a.delay!r}: expected one of {DELAYS}")
 
 
 def with_history(tx: optax.GradientTransformation, tau: int) -> optax.GradientTransformation:
@@ -80,7 +64,6 @@ def with_history(tx: optax.GradientTransformation, tau: int) -> optax.GradientTr
 
 def wrap_optimizer(config: ml_collections.ConfigDict, tx: optax.GradientTransformation) -> optax.GradientTransformation:
     """The optimizer of config.train.mode: `tx` itself (sync) or `tx` with the snapshot history (async)."""
-    check_config(config)
     return with_history(tx, config.async_.max_staleness) if config.train.mode == "async" else tx
 
 
@@ -104,10 +87,9 @@ def make_async_train_step(config: ml_collections.ConfigDict, model: XMCModel, tx
     `tx` must be `wrap_optimizer(config, ...)`'s (its state holds the snapshots). Metrics are the
     synchronous step's plus `delay`; `loss` is the worker's, i.e. at the stale parameters.
     """
-    check_config(config)
-    if head_update is not None:
-        raise ValueError(f"config.train.mode='async' with config.model.head.name={config.model.head.name!r}: a head "
-                         "that owns its update (xcs.train.head_updates) is not simulated asynchronously; use "
+    if head_update is not None:  # validate refuses this combination; a library caller may not have validated
+        raise UserError(f"config.train.mode='async' with config.model.head.name={config.model.head.name!r}: a head "
+                         "that owns its update (xcs.core.protocols.HeadUpdate) is not simulated asynchronously; use "
                          "train.mode=sync or a gradient-trained head")
     tau = config.async_.max_staleness
 
@@ -138,7 +120,6 @@ def make_step(config: ml_collections.ConfigDict, model: XMCModel, tx: optax.Grad
               schedules: dict[str, optax.Schedule], head_update: HeadUpdate | None = None,
               ) -> Callable[[TrainState, Batch, jax.Array], Any]:
     """The train step of config.train.mode: xcs.train.state.make_train_step (sync) or the async one."""
-    check_config(config)
     if config.train.mode == "async":
         return make_async_train_step(config, model, tx, loss_fn, schedules, head_update)
     return make_train_step(model, tx, loss_fn, schedules, head_update)

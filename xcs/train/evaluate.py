@@ -9,18 +9,7 @@ import jax
 import numpy as np
 
 from xcs.data.batching import Batcher, eval_batches
-from xcs.lsh.recall import candidate_recall_metrics
 from xcs.metrics import RankingMetrics
-
-# config.model.head.name -> extra test metrics of that head, added to results.json's "test":
-# (config, model, variables, batcher) -> {name: value}. The LSH head reports its candidate recall.
-HEAD_METRICS: dict[str, Callable[..., dict[str, float]]] = {"lsh": candidate_recall_metrics}
-
-
-def head_metrics(config: Any, model: Any, variables: Any, batcher: Batcher) -> dict[str, float]:
-    """The configured head's extra test metrics (HEAD_METRICS), or none."""
-    fn = HEAD_METRICS.get(config.model.head.name)
-    return fn(config, model, variables, batcher) if fn is not None else {}
 
 
 def evaluate(predict: Callable[[Any, dict], tuple[jax.Array, jax.Array]], variables: Any, batcher: Batcher,

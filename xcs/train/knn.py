@@ -10,7 +10,7 @@ is why the mix raises the propensity-scored metrics most. Switched on by config.
 
 The memory (all training points' embeddings, [N, d] float32, and their padded labels) is rebuilt from
 the current parameters at each evaluation; neighbours are searched in chunks of the memory
-(xcs.models.topk.chunked_topk), so no [B, N] similarity matrix is held. The top-k is exact: a label
+(xcs.nn.topk.chunked_topk), so no [B, N] similarity matrix is held. The top-k is exact: a label
 that is neither in the head's top-k nor among the neighbours' labels scores (1 - λ)·p_l, which is no
 more than each of the head's top-k labels scores, so ranking that union suffices.
 """
@@ -27,11 +27,8 @@ import ml_collections
 import numpy as np
 
 from xcs.data.batching import Batcher, eval_batches, pad_rows
-from xcs.models import XMCModel
-from xcs.models.topk import chunked_topk
-
-# Heads that can give exact softmax probabilities (topk_log_partition, label_logits; xcs.models.heads).
-HEADS = ("dense", "sparse")
+from xcs.nn.model import XMCModel
+from xcs.nn.topk import chunked_topk
 
 
 @flax.struct.dataclass
@@ -39,32 +36,6 @@ class Memory:
     embeddings: jax.Array  # [N, d] float32, rows of unit norm
     label_idx: jax.Array  # [N, Y] int32 labels of each training point, padded
     label_mask: jax.Array  # [N, Y] bool
-
-
-def check_config(config: ml_collections.ConfigDict) -> None:
-    """Refuses, naming the key, a kNN setting that prediction could not honour."""
-    knn = config.eval.knn
-    if knn.neighbors == 0:
-        return
-    if knn.neighbors < 0:
-        raise ValueError(f"config.eval.knn.neighbors={knn.neighbors}: expected 0 (off) or a positive count")
-    if not 0.0 <= knn.weight <= 1.0:
-        raise ValueError(f"config.eval.knn.weight={knn.weight}: expected a mixing weight in [0, 1]")
-    if knn.temperature <= 0:
-        raise ValueError(f"config.eval.knn.temperature={knn.temperature}: expected > 0")
-    if knn.memory_chunk <= 0:
-        raise ValueError(f"config.eval.knn.memory_chunk={knn.memory_chunk}: expected > 0")
-    if config.loss.name != "softmax":
-        raise ValueError(f"config.eval.knn.neighbors={knn.neighbors} mixes the head's softmax probabilities; "
-                         f"config.loss.name={config.loss.name!r} does not train them (use 'softmax' or neighbors=0)")
-    if config.model.head.name not in HEADS:
-        raise ValueError(f"config.eval.knn.neighbors={knn.neighbors} with config.model.head.name="
-                         f"{config.model.head.name!r}: the kNN mix needs exact probabilities, which only the "
-                         f"{' and '.join(HEADS)} heads give")
-    if tuple(config.mesh.shape) != (1, 1):
-        raise ValueError(f"config.eval.knn.neighbors={knn.neighbors} with config.mesh.shape="
-                         f"{tuple(config.mesh.shape)}: the kNN memory is not sharded; predict on one device "
-                         "(mesh.shape=(1, 1))")
 
 
 def _unit_rows(h: jax.Array) -> jax.Array:

@@ -16,19 +16,18 @@ from xcs.data.batching import Batcher, EpochIterator
 from xcs.data.dataset import Dataset, load_dataset
 from xcs.losses import get_loss
 from xcs.metrics import inverse_propensity
-from xcs.models import build_model
 from xcs.parallel import mesh as mesh_lib
-from xcs.parallel.state import create_sharded_state, shard_predict, shard_train_step
+from xcs.registry import build_model, head_test_metrics, head_update, periodic_actions
 from xcs.system import machine_info, peak_rss_mb
 from xcs.train import knn
-from xcs.train.actions import periodic_actions
 from xcs.train.async_step import make_step, wrap_optimizer
 from xcs.train.checkpoint import Checkpointer, record_train_seconds, train_seconds_at
-from xcs.train.evaluate import evaluate, head_metrics
-from xcs.train.head_updates import make_head_update
+from xcs.train.evaluate import evaluate
 from xcs.train.optim import make_optimizer
+from xcs.train.sharded import create_sharded_state, shard_predict, shard_train_step
 from xcs.train.state import create_state, make_predict, variables
 from xcs.train.writers import MetricWriter, Progress
+from xcs.validate import validate
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -77,11 +76,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """
     # Several processes (xcs.parallel.distributed) share the workdir's checkpoints (orbax writes each
     # process's shards); the other files are process 0's, the rest write theirs under process_<i>/.
+    validate(config)  # before anything is written or read
     outdir = workdir if jax.process_index() == 0 else os.path.join(workdir, f"process_{jax.process_index()}")
     os.makedirs(outdir, exist_ok=True)
     _write_json(os.path.join(outdir, "config.json"), config.to_dict())
     t_start = time.perf_counter()
-    knn.check_config(config)
 
     data: Dataset = load_dataset(config.data, config.seed)
     buckets = config.data.text.length_buckets  # widths of token batches (texts read end to end)
@@ -123,7 +122,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         state = checkpointer.restore(start, state)
         logging.info("resumed from checkpoint at step %d of %d", start, steps)
     last_good = start or None
-    train_step = make_step(config, model, tx, loss_fn, schedules, make_head_update(config, model, steps))
+    train_step = make_step(config, model, tx, loss_fn, schedules, head_update(config, model, steps))
     actions = periodic_actions(config, model, steps)
     predict_k = max(config.eval.top_k, config.eval.predict_k)
     predict = make_predict(model, predict_k)
@@ -192,7 +191,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     predictions_path = os.path.join(outdir, "predictions.txt") if config.eval.write_predictions else None
     test_metrics = evaluate(predictor(state), variables(state), test_batcher, config.eval.batch_size, config.eval.top_k,
                             inv_ps, predictions_path)
-    test_metrics.update(head_metrics(config, model, variables(state), test_batcher))  # e.g. candidate recall
+    test_metrics.update(head_test_metrics(config, model, variables(state), test_batcher))  # e.g. candidate recall
     eval_seconds = time.perf_counter() - t_eval
     timed_from, timed_seconds = (0, earlier_seconds + train_seconds) if earlier_seconds is not None else (
         start, train_seconds)

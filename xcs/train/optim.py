@@ -6,21 +6,10 @@ import jax
 import ml_collections
 import optax
 
+from xcs.core.errors import UserError
+from xcs.nn.schedules import learning_rate_schedule
+
 PARTS = ("encoder", "head")
-
-
-def learning_rate_schedule(opt: ml_collections.ConfigDict, train: ml_collections.ConfigDict,
-                           total_steps: int) -> optax.Schedule:
-    """Linear warmup to the peak, then cosine decay (or constant) to the end of training."""
-    peak = opt.learning_rate
-    warmup = min(train.warmup_steps, max(total_steps - 1, 0))
-    if train.schedule == "cosine":
-        return optax.warmup_cosine_decay_schedule(
-            0.0, peak, warmup, max(total_steps, warmup + 1), end_value=peak * train.final_lr_fraction)
-    if train.schedule == "constant":
-        return optax.join_schedules(
-            [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak)], [warmup])
-    raise ValueError(f"config.train.schedule={train.schedule!r}: expected cosine or constant")
 
 
 def _transform(opt: ml_collections.ConfigDict, schedule: optax.Schedule, key: str) -> optax.GradientTransformation:
@@ -32,7 +21,7 @@ def _transform(opt: ml_collections.ConfigDict, schedule: optax.Schedule, key: st
     if opt.name == "sgd":
         parts = [optax.add_decayed_weights(opt.weight_decay)] if opt.weight_decay else []
         return optax.chain(*parts, optax.sgd(schedule, momentum=opt.momentum or None))
-    raise ValueError(f"{key}.name={opt.name!r}: expected adam, adamw or sgd")
+    raise UserError(f"{key}.name={opt.name!r}: expected adam, adamw or sgd")
 
 
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int,

@@ -17,7 +17,7 @@ import optax
 from jax.sharding import Mesh
 
 from xcs.losses import LossFn
-from xcs.models import XMCModel
+from xcs.nn.model import XMCModel
 from xcs.parallel.mesh import batch_sharding, place_batch, replicated, tree_shardings
 from xcs.train.state import Batch, TrainState, state_init, variables
 

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from xcs.core.protocols import HeadUpdate
 from xcs.losses import LossFn
-from xcs.models import XMCModel
-from xcs.train.head_updates import HeadUpdate
+from xcs.nn.model import XMCModel
 
 Batch = dict[str, jax.Array]
 
@@ -23,7 +23,7 @@ class TrainState:
     params: Any  # trainable parameters, updated by the optimizer
     opt_state: Any
     # Non-trainable variable collections of the model (e.g. a sparse head's indices, LSH tables):
-    # read by every step, changed only by periodic actions (xcs.train.actions).
+    # read by every step, changed only by periodic actions (xcs.core.protocols.PeriodicAction).
     model_state: Any
 
 
@@ -34,7 +34,7 @@ def variables(state: TrainState) -> dict[str, Any]:
 
 def state_init(model: XMCModel, tx: optax.GradientTransformation, loss_fn: LossFn,
                ) -> Callable[[jax.Array, Batch], TrainState]:
-    """`(key, example batch) -> TrainState`, to be jitted (xcs.parallel.state places it on a mesh)."""
+    """`(key, example batch) -> TrainState`, to be jitted (xcs.train.sharded places it on a mesh)."""
 
     def init(key, example):
         params_key, dropout_key = jax.random.split(key)
@@ -57,7 +57,7 @@ def make_train_step(model: XMCModel, tx: optax.GradientTransformation, loss_fn: 
                     ) -> Callable[[TrainState, Batch, jax.Array], Any]:
     """A jitted `(state, batch, key) -> (state, metrics)`; the input state is donated.
 
-    With `head_update` (a head that owns its update, xcs.train.head_updates) the head is not
+    With `head_update` (a head that owns its update, xcs.core.protocols.HeadUpdate) the head is not
     differentiated: it updates its state in model_state and returns ∂loss/∂h, which is pulled back
     through the encoder.
     """

@@ -9,6 +9,8 @@ import time
 
 from absl import logging
 
+from xcs.core.errors import UserError
+
 
 class MetricWriter:
     """One JSON line per logged step in metrics.jsonl, and the same scalars as TensorBoard events."""
@@ -35,7 +37,7 @@ class Progress:
 
     def __init__(self, total: int, start: int, mode: str, every: int):
         if mode not in ("auto", "bar", "lines", "none"):
-            raise ValueError(f"config.train.progress={mode!r}: expected auto, bar, lines or none")
+            raise UserError(f"config.train.progress={mode!r}: expected auto, bar, lines or none")
         self.mode = ("bar" if sys.stderr.isatty() else "lines") if mode == "auto" else mode
         self.total, self.start, self.every = total, start, max(every, 1)
         self.t0 = time.perf_counter()
