@@ -1,0 +1,117 @@
+"""Table: the panel of data shapes on which defaults are chosen (validation splits only), the peers beside xcs.
+
+    bash scripts/panel.sh       # builds the data sets it lacks, runs the sweep and the peers, writes the table
+
+which is, for the shapes of the `shapes` variant:
+
+    python -m xcs.data.build wordnet_hypernyms --out data/wn_d2_seen --depth 2 --split seen          # each wn_* shape
+    python launch.py --config=configs/tables/panel.py --sweep --workdir=runs/tables/panel
+    python -m experiments.peers --config=configs/tables/panel.py:shape=wn_d2_seen \
+        --workdir=runs/tables/panel/peers_wn_d2_seen                                              # each shape
+    python -m xcs.report runs/tables/panel --table configs/tables/panel.py --out experiments/results/panel
+
+Every run holds out 10 % of the training split and is scored on it (config.data.validation_fraction=0.1):
+the panel chooses settings, the test splits stay unread.
+
+Shapes (`shape=NAME` gives that shape's config; the sweep runs every shape of `shapes`):
+  wn_d{1,2,4}_{seen,random}, wn_full_{seen,random}
+                wordnet_hypernyms with the hypernyms up to 1, 2, 4 steps up or all of them (the full closure,
+                --depth 0), 'seen' split (every test label has a training point) or 'random'; 20,472 labels,
+                ~78k train points, 1.03 / 2.05 / 4.1 / 8.2 labels per point. wn_d2_seen is wordnet_hypernyms.
+  syn_dominant  synthetic (xcs.data.synthetic), 40k train points, 20k labels, 5.6 labels per point, with a
+                dominant label on ~50 % of the points, added to a point with probability rising with its label
+                count and bringing no features of its own (dominant_share=0.3): a common dependency, as on the
+                unseen set B of issue 29.
+
+Variants (`:key=value,...`):
+  shape=NAME    the config of one shape (default wn_d2_seen; the peers read this shape's data)
+  shapes=A+B    the sweep's shapes, joined by '+' (default: the ones run for the committed table)
+  losses=A+B    the sweep's losses (default softmax+softmax_pal+ova)
+  epochs=E      training epochs of every run (default 0: configs/xmc.py's for XC-format data, 8)
+  smoke         seconds-long runs on small synthetic data with a dominant label (the tests run it)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+from configs import xmc
+from configs.tables import baselines
+from xcs.config import parse_arg
+
+WORDNET = tuple(f"wn_{d}_{s}" for d in ("d1", "d2", "d4", "full") for s in ("seen", "random"))
+DEPTH = {"d1": 1, "d2": 2, "d4": 4, "full": 0}  # xcs.data.build wordnet_hypernyms --depth (0: the whole closure)
+SYNTHETIC = {
+    "syn_dominant": dict(num_train=40000, num_test=10000, num_features=50000, num_labels=20000, labels_per_point=6.0,
+                         num_clusters=200, difficulty=0.5, dominant_share=0.3),
+    "smoke_dominant": dict(num_train=1000, num_test=200, num_features=2000, num_labels=300, labels_per_point=4.0,
+                           num_clusters=20, dominant_share=0.3),
+}
+SHAPES = (*WORDNET, "syn_dominant")
+RUN = ("wn_d2_seen", "syn_dominant", "wn_full_seen", "wn_d1_seen", "wn_d2_random")  # what the committed table ran
+LOSSES = ("softmax", "softmax_pal", "ova")
+VARIANTS = {"shape": "wn_d2_seen", "shapes": "+".join(RUN), "losses": "+".join(LOSSES), "epochs": 0.0,
+            "smoke": False}
+
+
+def _variant(arg: str | None) -> ml_collections.ConfigDict:
+    v = parse_arg(arg, VARIANTS)
+    if v.smoke:
+        v.shape, v.shapes = "smoke_dominant", "smoke_dominant"
+    for shape in (v.shape, *v.shapes.split("+")):
+        if shape not in SHAPES and shape != "smoke_dominant":
+            raise ValueError(f"configs/tables/panel.py: shape {shape!r}: expected one of {', '.join(SHAPES)}")
+    return v
+
+
+def build_command(shape: str) -> str:
+    """The command that builds a wordnet shape's data directory (data/NAME)."""
+    _, depth, split = shape.split("_")
+    return f"python -m xcs.data.build wordnet_hypernyms --out data/{shape} --depth {DEPTH[depth]} --split {split}"
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    v = _variant(arg)
+    if v.shape in SYNTHETIC:
+        config = xmc.get_config("data=synthetic" + (",smoke" if v.smoke else ""))
+        config.data.name = v.shape
+        config.data.synthetic.update(SYNTHETIC[v.shape])  # dominant_share: a field of SyntheticSpec only
+        if not v.smoke:
+            config.train.epochs = 8.0  # as configs/xmc.py gives any XC-format data set (synthetic's own default: 5)
+    else:
+        config = xmc.get_config(f"data={v.shape}")
+    config.data.validation_fraction = 0.1
+    if v.epochs and not v.smoke:
+        config.train.epochs = v.epochs
+    return config
+
+
+def sweep(add, arg: str | None = None) -> None:
+    """Every shape of `shapes` with every loss of `losses`, seed 0."""
+    v = _variant(arg)
+    for shape in v.shapes.split("+"):
+        for loss in v.losses.split("+"):
+            add(arg=f"shape={shape}" + (",smoke" if v.smoke else ""), **{"loss.name": loss})
+
+
+peers = baselines.peers  # napkinXC PLT and omikuji on the shape's data (one `shape` per call)
+
+
+def _row(config: dict[str, Any]) -> str:
+    shape = config["data"]["name"]
+    if "peer" in config:
+        return f"{shape} · " + {"napkinxc_plt": "napkinXC PLT", "omikuji": "omikuji"}[config["peer"]["method"]]
+    return f"{shape} · xcs {config['loss']['name']}"
+
+
+def table(arg: str | None = None) -> dict[str, Any]:
+    return dict(
+        title="Panel: validation splits (10 % of train held out), seed 0",
+        row_header="shape · method",
+        rows=_row,
+        columns=["P@1", "P@5", "PSP@5", "train_seconds"],
+        at_k=["P", "PSP"],
+        curves=["loss"],
+    )

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The panel of data shapes (configs/tables/panel.py), from nothing to experiments/results/panel/table.md:
+# builds the wordnet shapes' data that $XCS_DATA_DIR lacks, runs the sweep (every shape x loss, validation
+# splits), the BCE run that explains issue 29's 19.1, the peers on every shape, then the report. Finished runs
+# are skipped, so a second call only redoes the report. A failing run does not stop the others.
+#   bash scripts/panel.sh            env: PY (.venv/bin/python), ARG (panel variant, e.g. smoke), RUNS
+#                                         (runs/tables/panel), OUT (experiments/results/panel), JOBS (1)
+# The wordnet shapes need `apt-get install -y wordnet-base` (xcs.data.build reads /usr/share/wordnet).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+ARG=${ARG:-}
+RUNS=${RUNS:-runs/tables/panel}
+OUT=${OUT:-experiments/results/panel}
+JOBS=${JOBS:-1}
+DATA=${XCS_DATA_DIR:-data}
+config="configs/tables/panel.py${ARG:+:$ARG}"
+shapes=$("$PY" -c "import sys; sys.path.insert(0, '.'); from configs.tables import panel; \
+print(' '.join(panel._variant(sys.argv[1] or None).shapes.split('+')))" "$ARG") || exit 1
+status=0
+for shape in $shapes; do
+  case $shape in
+    wn_*) [ -f "$DATA/$shape/train.txt" ] || {
+            cmd=$("$PY" -c "import sys; sys.path.insert(0, '.'); from configs.tables import panel; \
+print(panel.build_command(sys.argv[1]).replace('python', sys.argv[3], 1).replace('data/', sys.argv[2] + '/', 1))" \
+              "$shape" "$DATA" "$PY")
+            echo "== $cmd"; $cmd >/dev/null || status=1; } ;;
+  esac
+done
+"$PY" launch.py --config="$config" --sweep --jobs="$JOBS" --workdir="$RUNS" || status=1
+if [ -z "$ARG" ]; then  # plain BCE (zero logit offset) beside ova on wordnet_hypernyms: why it scored 19.1
+  "$PY" launch.py --config="configs/tables/panel.py:shapes=wn_d2_seen,losses=bce" --sweep --workdir="$RUNS/bce" || status=1
+fi
+for shape in $shapes; do
+  "$PY" -m experiments.peers --config="configs/tables/panel.py:shape=$shape${ARG:+,$ARG}" --jobs="$JOBS" \
+    --workdir="$RUNS/peers_$shape" || status=1
+done
+"$PY" -m xcs.report "$RUNS" --table="$config" --out="$OUT" || status=1
+exit $status
