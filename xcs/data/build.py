@@ -1,7 +1,7 @@
 """Build a real data set from its public source: `python -m xcs.data.build NAME [--out DIR] [options]`.
 
     apt-get install -y wordnet-base                      # WordNet 3.0 under /usr/share/wordnet
-    python -m xcs.data.build wordnet_hypernyms           # -> data/wordnet_hypernyms (~15 s)
+    python -m xcs.data.build wordnet_hypernyms           # -> data/wordnet_hypernyms (~10 s on 2 cores)
     python -m xcs.data.build wordnet_closure --format=texts --out data/wn_closure_texts
 
 Data sets (one module per source under xcs/data/builders/):

@@ -3,7 +3,7 @@
 Two layouts are understood, in the data directory of a data set:
 
 - beside XC-repository files (`train.txt`, split files, `.npy`): `{split}_texts.txt` (what
-  `build_wordnet_hypernyms.py --texts` writes) or the repository's raw-text `trn_X.txt` / `tst_X.txt`;
+  `python -m xcs.data.build wordnet_hypernyms --texts` writes) or the repository's raw-text `trn_X.txt` / `tst_X.txt`;
 - texts + label names (AttentionXML's layout): `{split}_texts.txt` with `{split}_labels.txt`, one
   line of label names per point and no feature file; read by xcs.data.text_source, which also
   builds the tf-idf features.
@@ -47,7 +47,7 @@ def find_text_file(directory: str, split: str) -> str:
             return path
     raise FileNotFoundError(
         f"no {split!r} texts in {directory}: looked for {' or '.join(TEXT_FILES[split])} (one text per line, "
-        f"in the order of the {split} points; build_wordnet_hypernyms.py --texts writes them)")
+        f"in the order of the {split} points; python -m xcs.data.build NAME --texts writes them)")
 
 
 def read_lines(path: str) -> list[str]:
