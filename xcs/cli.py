@@ -15,14 +15,18 @@ every run.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
+from typing import NoReturn
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from xcs import config_files
+from xcs.core.errors import EXIT_USER_ERROR, UserError
+from xcs.validate import validate
 
 _CONFIG = config_flags.DEFINE_config_file("config", config_files.resolve("xmc"),
                                           "Config file or bundled config name, optionally `:variant`.",
@@ -100,19 +104,88 @@ def resolve_config_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def unknown_override(argv: list[str]) -> str | None:
+    """The first `--config.a.b=v` of argv whose key is not declared in configs/default.py, as a message."""
+    from configs import default
+
+    declared = default.get_config()
+    for arg in argv[1:]:
+        match = re.fullmatch(r"--config\.([^=]+)(=.*)?", arg)
+        if not match:
+            continue
+        node, parts = declared, match.group(1).split(".")
+        for i, part in enumerate(parts):
+            if not hasattr(node, "keys") or part not in node:
+                known = list(node.keys()) if hasattr(node, "keys") else []
+                close = difflib.get_close_matches(part, known, n=1)
+                hint = f" (did you mean {'.'.join(parts[:i] + close)}?)" if close else (
+                    f"; config.{'.'.join(parts[:i])} has {', '.join(known)}" if known else "")
+                return f"{arg}: config.{match.group(1)} is not a config key{hint}"
+            node = node[part]
+    return None
+
+
+def innermost(error: BaseException) -> BaseException:
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def parse_flags_or_exit(argv: list[str]) -> None:
+    """Parses the flags (loading the config and applying its overrides); a user error is one line, exit 2."""
+    try:
+        flags.FLAGS(argv)
+    except Exception as e:  # noqa: BLE001 - every failure here comes from what the user typed
+        if debugging():
+            raise
+        message = unknown_override(argv)
+        if message is None:
+            inner = innermost(e)
+            text = inner.args[0] if isinstance(inner, KeyError) and inner.args else inner
+            message = " ".join(str(text).split()) if isinstance(e, KeyError | AttributeError) else " ".join(
+                str(e).split())
+        fail(message)
+
+
+def debugging() -> bool:
+    """XCS_DEBUG=1 shows the traceback of a user error too."""
+    return os.environ.get("XCS_DEBUG", "") not in ("", "0")
+
+
+def fail(message: str) -> NoReturn:
+    print(f"xcs-train: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
 def run(argv: list[str] | None = None) -> None:
-    """Entry point of `xcs-train`, `python -m xcs.cli` and `python launch.py`."""
+    """Entry point of `xcs-train`, `python -m xcs.cli` and `python launch.py`.
+
+    A user error (a bad config file, key, value or combination, missing data) ends with one line on
+    stderr and exit status 2, before anything is written; a bug keeps its traceback (status 1).
+    """
     argv = list(sys.argv if argv is None else argv)
     try:
         sys.argv = resolve_config_argv(argv)  # the config flag reads sys.argv itself when it parses
     except config_files.ConfigFileError as e:
-        print(f"xcs-train: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail(str(e))
     from xcs.system import restart_with_huge_pages
 
     restart_with_huge_pages()  # before any work: glibc reads the tunable only at start (xcs/system.py says why)
+    parse_flags_or_exit(sys.argv)
+    if not _SWEEP.value:
+        try:
+            validate(_CONFIG.value)  # before the workdir is written or any data is read
+        except UserError as e:
+            if debugging():
+                raise
+            fail(str(e))
     logging.set_verbosity(logging.INFO)
-    app.run(main, argv=sys.argv)
+    try:
+        app.run(main, argv=sys.argv)
+    except UserError as e:
+        if debugging():
+            raise
+        fail(str(e))
 
 
 if __name__ == "__main__":

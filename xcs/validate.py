@@ -157,7 +157,8 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
                         f"must be a multiple of the mesh's data axis size {data_axis} (mesh.shape={shape})")
     choice(config, "loss.name", LOSSES)
     if head.losses is not None:
-        choice(config, "loss.name", head.losses)
+        require(config.loss.name in head.losses, config, "loss.name",
+                f"the {name} head trains {', '.join(head.losses)}")
     h = config.model.head
     require(h.intermediate >= 0, config, "model.head.intermediate", "must be >= 0 (0 = none)")
     if h.intermediate > 0:

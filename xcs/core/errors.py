@@ -19,3 +19,7 @@ class ConfigError(UserError):
     def __init__(self, key: str, value: object, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
         super().__init__(f"config.{key}={value!r}: {allowed}")
+
+
+class MissingInputError(UserError, FileNotFoundError):
+    """A file or directory the user pointed xcs to that is not there."""

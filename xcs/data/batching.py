@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from xcs.data.split import Split
 from xcs.data.kronecker import factor_batch
 from xcs.data.sparse import CSR
+from xcs.data.split import Split
 from xcs.data.texts import Tokens
 
 

@@ -11,7 +11,7 @@ import os
 import ml_collections
 import numpy as np
 
-from xcs.core.errors import UserError
+from xcs.core.errors import MissingInputError, UserError
 from xcs.data import text_source, texts
 from xcs.data.sparse import CSR
 from xcs.data.split import Dataset, Split, data_dir
@@ -58,7 +58,7 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
     elif config.source in ("xmc_repo", "tfds"):
         directory = data_dir(config)
         if not os.path.isdir(directory):
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"data set {config.name!r}: directory {directory!r} does not exist "
                 f"(set XCS_DATA_DIR or --config.data.dir)")
         if config.source == "xmc_repo" and text_source.has_texts_and_names(directory) and (
@@ -109,11 +109,11 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
     elif train.dense is not None:
         num_features = train.dense.shape[1]
         if test.dense is None or test.dense.shape[1] != num_features:
-            raise ValueError(f"{location}: train and test feature dimensions differ")
+            raise UserError(f"{location}: train and test feature dimensions differ")
     elif train.tokens is not None:
         num_features = 0  # texts only (AttentionXML layout): the text encoder reads the tokens
     else:
-        raise ValueError(f"{location}: no features, only texts; set config.data.text.inputs to embedding or tokens")
+        raise UserError(f"{location}: no features, only texts; set config.data.text.inputs to embedding or tokens")
 
     if names_dir is not None:
         label_names = text_source.read_label_names(names_dir, num_labels)

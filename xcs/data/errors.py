@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from xcs.core.errors import UserError
 
-class DataFormatError(ValueError):
+
+class DataFormatError(UserError):
     """A data file that cannot be read as what it claims to be."""
 
     def __init__(self, path: str, line: int | None, token: str | None, reason: str):

@@ -21,7 +21,7 @@ import zlib
 
 import numpy as np
 
-from xcs.core.errors import UserError
+from xcs.core.errors import MissingInputError, UserError
 from xcs.data.sparse import CSR
 
 TASKS = ("classification", "regression")
@@ -107,27 +107,27 @@ def load_split(directory: str, split: str) -> tuple[tuple[np.ndarray, ...], CSR 
     while os.path.exists(path := os.path.join(directory, f"{split}_factor{len(factors)}.npy")):
         f = np.load(path, allow_pickle=False)
         if f.ndim != 2 or not np.issubdtype(f.dtype, np.number):
-            raise ValueError(f"{path}: expected a numeric [N, d] array, got dtype {f.dtype} shape {f.shape}")
+            raise UserError(f"{path}: expected a numeric [N, d] array, got dtype {f.dtype} shape {f.shape}")
         if not np.isfinite(f).all():
-            raise ValueError(f"{path}: contains NaN or inf")
+            raise UserError(f"{path}: contains NaN or inf")
         if factors and f.shape[0] != factors[0].shape[0]:
-            raise ValueError(f"{path}: {f.shape[0]} rows, but {split}_factor0.npy has {factors[0].shape[0]}")
+            raise UserError(f"{path}: {f.shape[0]} rows, but {split}_factor0.npy has {factors[0].shape[0]}")
         factors.append(f.astype(np.float32))
     if len(factors) < 2:
-        raise FileNotFoundError(f"{directory}: need {split}_factor0.npy and {split}_factor1.npy (Kronecker factors); "
+        raise MissingInputError(f"{directory}: need {split}_factor0.npy and {split}_factor1.npy (Kronecker factors); "
                                 f"found {len(factors)} factor file(s)")
     path = os.path.join(directory, f"{split}_y.npy")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: missing targets of the {split} split")
+        raise MissingInputError(f"{path}: missing targets of the {split} split")
     y = np.load(path, allow_pickle=False)
     if y.shape != (factors[0].shape[0],):
-        raise ValueError(f"{path}: expected shape ({factors[0].shape[0]},), got {y.shape}")
+        raise UserError(f"{path}: expected shape ({factors[0].shape[0]},), got {y.shape}")
     if np.issubdtype(y.dtype, np.integer):
         if len(y) and y.min() < 0:
-            raise ValueError(f"{path}: class ids must be >= 0, found {int(y.min())}")
+            raise UserError(f"{path}: class ids must be >= 0, found {int(y.min())}")
         return tuple(factors), class_labels(y, int(y.max(initial=-1)) + 1)
     if not np.isfinite(y).all():
-        raise ValueError(f"{path}: contains NaN or inf")
+        raise UserError(f"{path}: contains NaN or inf")
     return tuple(factors), y.astype(np.float32)
 
 
@@ -165,7 +165,7 @@ def load_pairs(config) -> tuple[list[tuple[tuple[np.ndarray, ...], CSR | np.ndar
     if config.kronecker.from_files:
         directory = data_dir(config)
         if not os.path.isdir(directory):
-            raise FileNotFoundError(f"config.data.kronecker.from_files: directory {directory!r} does not exist "
+            raise MissingInputError(f"config.data.kronecker.from_files: directory {directory!r} does not exist "
                                     "(set XCS_DATA_DIR or --config.data.dir)")
         pairs = [load_split(directory, s) for s in ("train", "test")]
         location = os.path.abspath(directory)
@@ -175,7 +175,7 @@ def load_pairs(config) -> tuple[list[tuple[tuple[np.ndarray, ...], CSR | np.ndar
         location = f"kronecker {spec}"
     dims = [tuple(f.shape[1] for f in factors) for factors, _ in pairs]
     if dims[0] != dims[1]:
-        raise ValueError(f"{location}: train factor dimensions {dims[0]} differ from test {dims[1]}")
+        raise UserError(f"{location}: train factor dimensions {dims[0]} differ from test {dims[1]}")
     return pairs, location
 
 

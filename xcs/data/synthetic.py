@@ -38,6 +38,7 @@ import zlib
 
 import numpy as np
 
+from xcs.core.errors import UserError
 from xcs.data.sparse import CSR
 
 _CHUNK = 16384  # points per vectorised chunk; fixed, because each chunk has its own random stream
@@ -75,21 +76,21 @@ class SyntheticSpec:
         for name in ("num_features", "num_labels", "max_labels_per_point", "num_clusters",
                      "features_per_point"):
             if getattr(self, name) < 1:
-                raise ValueError(f"SyntheticSpec.{name} must be >= 1, got {getattr(self, name)}")
+                raise UserError(f"config.data.synthetic.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("num_train", "num_test", "features_per_label", "features_per_cluster", "seed"):
             if getattr(self, name) < 0:
-                raise ValueError(f"SyntheticSpec.{name} must be >= 0, got {getattr(self, name)}")
+                raise UserError(f"config.data.synthetic.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("num_features", "num_labels"):
             if getattr(self, name) >= 2**31:
-                raise ValueError(f"SyntheticSpec.{name} must be < 2**31 (int32 ids), got {getattr(self, name)}")
+                raise UserError(f"config.data.synthetic.{name} must be < 2**31 (int32 ids), got {getattr(self, name)}")
         if self.labels_per_point < 1:
-            raise ValueError(f"SyntheticSpec.labels_per_point must be >= 1, got {self.labels_per_point}")
+            raise UserError(f"config.data.synthetic.labels_per_point must be >= 1, got {self.labels_per_point}")
         if self.num_clusters > self.num_labels:
-            raise ValueError(f"SyntheticSpec.num_clusters ({self.num_clusters}) must be <= num_labels "
+            raise UserError(f"config.data.synthetic.num_clusters ({self.num_clusters}) must be <= num_labels "
                              f"({self.num_labels})")
         for name in ("difficulty", "cluster_affinity", "dominant_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"SyntheticSpec.{name} must be in [0, 1], got {getattr(self, name)}")
+                raise UserError(f"config.data.synthetic.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.zipf_exponent < 0 or self.noise_features < 0:
             raise ValueError("SyntheticSpec.zipf_exponent and noise_features must be >= 0")
 
