@@ -23,9 +23,7 @@ from xcs.models.conditional import (
     gated_spec,
     layer_cost,
     matched_hidden,
-    naive_gated,
     path_nodes,
-    pattern_ids,
 )
 
 
@@ -37,6 +35,56 @@ def random_layer(spec, d_in, d_out, batch, seed):
     shapes = jax.eval_shape(layer.init, jax.random.PRNGKey(0), x)["params"]
     params = {name: jnp.asarray(rng.normal(size=shapes[name].shape), jnp.float32) for name in ("kernel", "bias")}
     return layer, params, x
+
+
+# References written here from the layer's definition (Cho & Bengio 2014, and GatedSpec's documented gate units),
+# not from xcs.gated: each output block's gating units, the walk down the tree (or the table row), and the
+# per-example sum of the blocks it selects.
+
+
+def gate_units_by_hand(gate_units, k, d_in, n_out):
+    """[n_out, k] input units whose signs gate output block o. distinct: o·k, o·k + 1, ..., o·k + k − 1 (mod d_in),
+    a run of k units of its own per block; shared: 0, ..., k − 1 for every block."""
+    if gate_units == "shared":
+        return np.array([[j for j in range(k)] for _ in range(n_out)], int).reshape(n_out, k)
+    return np.array([[(o * k + j) % d_in for j in range(k)] for o in range(n_out)], int).reshape(n_out, k)
+
+
+def walk_by_hand(kind, bits):
+    """Blocks one example uses for one output block, from its gate bits g_1..g_k. tree: the root 0, then at each
+    level the child 2n + 1 + g_j of node n (heap order); table: the one row g_1..g_k read in binary, g_1 highest."""
+    if kind == "tree":
+        node, path = 0, [0]
+        for bit in bits:
+            node = 2 * node + 1 + bit
+            path.append(node)
+        return path
+    return [int("".join(map(str, bits)) or "0", 2)]
+
+
+def naive_gated(kernel, bias, x, spec):
+    """Per example and output block, a Python loop over the blocks it selects: y = x Σ W[c] + Σ b[c] (float64)."""
+    kernel, bias, x = np.asarray(kernel, np.float64), np.asarray(bias, np.float64), np.asarray(x, np.float64)
+    n_out, size = kernel.shape[1], kernel.shape[3]
+    units = gate_units_by_hand(spec.gate_units, spec.depth, x.shape[1], n_out)
+    y = np.zeros((x.shape[0], n_out, size))
+    for i in range(x.shape[0]):
+        for o in range(n_out):
+            for c in walk_by_hand(spec.kind, [int(x[i, u] > 0) for u in units[o]]):
+                y[i, o] += x[i] @ kernel[c, o] + bias[c, o]
+    return y.reshape(x.shape[0], n_out * size)
+
+
+def ids_by_hand(kind, bits):
+    """walk_by_hand for arrays of bits [..., k] (jax.numpy, for the autodiff references): node ids [..., k + 1]
+    (tree) or the table row [..., 1]."""
+    if kind == "tree":
+        nodes = [jnp.zeros(bits.shape[:-1], jnp.int32)]
+        for j in range(bits.shape[-1]):
+            nodes.append(2 * nodes[-1] + 1 + bits[..., j])
+        return jnp.stack(nodes, axis=-1)
+    k = bits.shape[-1]
+    return jnp.sum(bits * jnp.asarray([2 ** (k - 1 - j) for j in range(k)], jnp.int32), -1, keepdims=True)
 
 
 @pytest.mark.parametrize("kind", ["tree", "table"])
@@ -67,15 +115,23 @@ def test_all_negative_gates_use_exactly_the_root_path():
 
 
 @pytest.mark.parametrize("depth", [0, 1, 4, 7])
-def test_parameter_count_is_2_to_the_k_plus_1_minus_1_blocks(depth):
+def test_parameter_count_is_2_to_the_k_plus_1_minus_1_blocks_all_reachable(depth):
+    """The tree stores 2^(k+1) − 1 blocks per output block, the table 2^k; every stored block is used by some
+    input (1024 random inputs reach them all, at k = 1 and 7: nothing stored is dead), and one example uses k + 1
+    of them (tree) or 1 (table): the blocks that receive a gradient."""
     d_in, d_out, size = 8, 8, 4
-    layer, params, _ = random_layer(GatedSpec(kind="tree", depth=depth, block_size=size), d_in, d_out, 2, 0)
-    blocks = 2 ** (depth + 1) - 1
-    assert params["kernel"].shape == (blocks, d_out // size, d_in, size)
-    assert params["bias"].shape == (blocks, d_out // size, size)
-    assert layer_cost(GatedSpec(kind="tree", depth=depth), d_in, d_out)["params"] == params["kernel"].size
-    _, table, _ = random_layer(GatedSpec(kind="table", depth=depth), d_in, d_out, 2, 0)
-    assert table["kernel"].shape[0] == 2**depth
+    for kind, blocks, per_example in (("tree", 2 ** (depth + 1) - 1, depth + 1), ("table", 2**depth, 1)):
+        spec = GatedSpec(kind=kind, depth=depth, block_size=size)
+        layer, params, x = random_layer(spec, d_in, d_out, 1024, depth)
+        assert params["kernel"].shape == (blocks, d_out // size, d_in, size)
+        assert params["bias"].shape == (blocks, d_out // size, size)
+        assert layer_cost(spec, d_in, d_out)["params"] == params["kernel"].size
+        if depth not in (1, 7):
+            continue  # the gradients below compile four times: checked at one small and one deep tree
+        for batch, used in ((x, blocks), (x[:1], per_example)):
+            grads = jax.jit(jax.grad(lambda p, b=batch, f=layer: jnp.sum(jnp.sin(f.apply({"params": p}, b)))))(params)
+            touched = np.abs(np.asarray(grads["bias"])).sum(-1) > 0  # [blocks, out_blocks]
+            assert list(touched.sum(0)) == [used] * (d_out // size)
 
 
 @pytest.mark.parametrize("kind", ["tree", "table"])
@@ -86,19 +142,14 @@ def test_gradients_reach_only_the_blocks_on_each_examples_path(kind, gate_gradie
     spec = GatedSpec(kind=kind, depth=depth, block_size=size, gate_gradient=gate_gradient)
     assert dense_top(spec, copies) == {1: (0, 0), 32: (15, 4) if kind == "tree" else (8, 1)}[copies]
     layer, params, x = random_layer(spec, d_in, d_out, 1, 3)
-    units = gate_unit_ids(spec, d_in, d_out // size)
+    units = gate_units_by_hand(spec.gate_units, depth, d_in, d_out // size)
     for i in range(4):
         xi = jnp.asarray(np.random.default_rng(10 + i).normal(size=(1, d_in)), jnp.float32)
         xi = jnp.tile(xi, (copies, 1))
         grads = jax.grad(lambda p, xi=xi: jnp.sum(jnp.sin(layer.apply({"params": p}, xi, True))))(params)
         used = np.zeros(params["kernel"].shape[:2], bool)  # [blocks, out_blocks]
         for o in range(d_out // size):
-            bits = [int(xi[0, u] > 0) for u in units[o]]
-            node, path = 0, [0]
-            for bit in bits:
-                node = 2 * node + 1 + bit
-                path.append(node)
-            for c in (path if kind == "tree" else [int("".join(map(str, bits)), 2)]):
+            for c in walk_by_hand(kind, [int(xi[0, u] > 0) for u in units[o]]):
                 used[c, o] = True
         g_kernel = np.abs(np.asarray(grads["kernel"])).sum(axis=(2, 3))
         g_bias = np.abs(np.asarray(grads["bias"])).sum(axis=2)
@@ -109,9 +160,8 @@ def test_gradients_reach_only_the_blocks_on_each_examples_path(kind, gate_gradie
 def dense_reference(params, x, spec):
     """y = sum over each example's path of x W[node] + b[node], as one-hot weights over all blocks (autodiff)."""
     kernel, bias = params["kernel"], params["bias"]
-    units = gate_unit_ids(spec, x.shape[1], kernel.shape[1])
-    bits = (x[:, units] > 0).astype(jnp.int32)
-    ids = path_nodes(bits) if spec.kind == "tree" else pattern_ids(bits)[..., None]
+    units = gate_units_by_hand(spec.gate_units, spec.depth, x.shape[1], kernel.shape[1])
+    ids = ids_by_hand(spec.kind, (x[:, units] > 0).astype(jnp.int32))
     on_path = jnp.sum(jax.nn.one_hot(ids, kernel.shape[0]), axis=2)  # [B, O, blocks]
     return (jnp.einsum("bi,bon,nois->bos", x, on_path, kernel)
             + jnp.einsum("bon,nos->bos", on_path, bias)).reshape(x.shape[0], -1)
@@ -175,17 +225,17 @@ def straight_through_reference(params, x, spec):
     zero forward, d / d pre_j the sibling difference; the siblings as one-hot weights over all blocks (autodiff)."""
     kernel, bias = params["kernel"], params["bias"]
     n, n_out = kernel.shape[:2]
-    units = gate_unit_ids(spec, x.shape[1], n_out)
+    units = gate_units_by_hand(spec.gate_units, spec.depth, x.shape[1], n_out)
     pre = x[:, units]  # [B, O, k]
     bits = (pre > 0).astype(jnp.int32)
     y = dense_reference(params, x, spec).reshape(x.shape[0], n_out, -1)
     for j in range(spec.depth):
         if spec.kind == "tree":
-            parent = path_nodes(bits)[..., j]
+            parent = ids_by_hand("tree", bits)[..., j]
             one, zero = 2 * parent + 2, 2 * parent + 1
         else:
             flipped = [bits.at[..., j].set(v) for v in (1, 0)]
-            one, zero = (pattern_ids(f) for f in flipped)
+            one, zero = (ids_by_hand("table", f)[..., 0] for f in flipped)
         t = (pre[..., j] - jax.lax.stop_gradient(pre[..., j]))[..., None]  # [B, O, 1]
         sibling = jax.nn.one_hot(one, n) - jax.nn.one_hot(zero, n)  # [B, O, blocks]
         y = y + t * (jnp.einsum("bi,bon,nois->bos", x, sibling, kernel) + jnp.einsum("bon,nos->bos", sibling, bias))
