@@ -350,24 +350,3 @@ def gated_spec(config) -> GatedSpec | None:
                          "gate_gradient=none (or position=residual, whose gates are hidden units)")
     return GatedSpec(kind=g.kind, position=g.position, depth=g.depth, block_size=g.block_size,
                      gate_units=g.gate_units, gate_gradient=g.gate_gradient, dense_level_blocks=g.dense_level_blocks)
-
-
-def naive_gated(kernel: np.ndarray, bias: np.ndarray, x: np.ndarray, spec: GatedSpec) -> np.ndarray:
-    """The obvious reference: per example and output block, a Python loop over the blocks it selects."""
-    kernel, bias, x = np.asarray(kernel, np.float64), np.asarray(bias, np.float64), np.asarray(x, np.float64)
-    n_out, size = kernel.shape[1], kernel.shape[3]
-    units = gate_unit_ids(spec, x.shape[1], n_out)
-    y = np.zeros((x.shape[0], n_out, size))
-    for i in range(x.shape[0]):
-        for o in range(n_out):
-            g = [int(x[i, u] > 0) for u in units[o]]
-            if spec.kind == "tree":
-                node, chosen = 0, [0]
-                for bit in g:
-                    node = 2 * node + 1 + bit
-                    chosen.append(node)
-            else:
-                chosen = [int("".join(map(str, g)) or "0", 2)]
-            for c in chosen:
-                y[i, o] += x[i] @ kernel[c, o] + bias[c, o]
-    return y.reshape(x.shape[0], n_out * size)
