@@ -1,4 +1,4 @@
-"""Tree-gated layer (xcs.models.conditional) against the naive per-example sum of selected blocks."""
+"""Tree-gated layer (xcs.gated.layer) against the naive per-example sum of selected blocks."""
 
 import json
 import os
@@ -14,8 +14,7 @@ from configs import default
 from configs import gated as gated_configs
 from tests.conftest import ROOT
 from xcs.data import region
-from xcs.models import build_model
-from xcs.models.conditional import (
+from xcs.gated.layer import (
     GatedDense,
     GatedSpec,
     dense_top,
@@ -25,6 +24,7 @@ from xcs.models.conditional import (
     matched_hidden,
     path_nodes,
 )
+from xcs.registry import build_model
 
 
 def random_layer(spec, d_in, d_out, batch, seed):
