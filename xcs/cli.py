@@ -131,10 +131,15 @@ def innermost(error: BaseException) -> BaseException:
     return error
 
 
-def parse_flags_or_exit(argv: list[str]) -> None:
-    """Parses the flags (loading the config and applying its overrides); a user error is one line, exit 2."""
+def parse_flags_or_exit(argv: list[str]) -> list[str]:
+    """Parses the flags (loading the config and applying its overrides); a user error is one line, exit 2.
+
+    Returns the arguments left (the program name and positionals), which app.run is given as they are:
+    parsing twice would define each `--config.KEY` override flag twice, which absl refuses.
+    """
+    app.define_help_flags()
     try:
-        flags.FLAGS(argv)
+        return flags.FLAGS(argv)
     except Exception as e:  # noqa: BLE001 - every failure here comes from what the user typed
         if debugging():
             raise
@@ -171,7 +176,7 @@ def run(argv: list[str] | None = None) -> None:
     from xcs.system import restart_with_huge_pages
 
     restart_with_huge_pages()  # before any work: glibc reads the tunable only at start (xcs/system.py says why)
-    parse_flags_or_exit(sys.argv)
+    remaining = parse_flags_or_exit(sys.argv)
     if not _SWEEP.value:
         try:
             validate(_CONFIG.value)  # before the workdir is written or any data is read
@@ -181,7 +186,7 @@ def run(argv: list[str] | None = None) -> None:
             fail(str(e))
     logging.set_verbosity(logging.INFO)
     try:
-        app.run(main, argv=sys.argv)
+        app.run(main, argv=sys.argv, flags_parser=lambda _: remaining)
     except UserError as e:
         if debugging():
             raise
