@@ -42,7 +42,8 @@ def logit_gradient_and_inputs(model: XMCModel, loss_fn, state: Any, batch: dict,
     return g, get_path(sown, path)["inputs"][0]
 
 
-# (model, loss_fn, state, batch, path of the head, key) -> scores [L, d] of the inputs a row may regrow
+# (model, loss_fn, state, batch, path of the head, key) -> (start, size) -> scores [size, d] of the inputs that
+# label rows start..start+size may regrow (xcs.sparsity.rewire.GrowScores: never [L, d] at once)
 RegrowthScores = Callable[[XMCModel, Any, Any, dict, Path, jax.Array], jax.Array]
 
 
@@ -60,7 +61,6 @@ def _rigl(model: XMCModel, loss_fn, state: Any, batch: dict, path: Path, key: ja
 # config.sparsity.algorithm -> its regrowth scores; `static` (no rewiring) is the one name not here.
 # A new prune-and-regrow algorithm is one function and one line here.
 REGROWTH: dict[str, RegrowthScores] = {"set": _set, "rigl": _rigl}
-ALGORITHMS = ("static", *REGROWTH)
 
 
 def rewire_end_step(s: ml_collections.ConfigDict, total_steps: int) -> int:

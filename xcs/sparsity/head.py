@@ -112,19 +112,10 @@ def _uniform(bound: float):
 
 
 def make_sparse_head(config: ml_collections.ConfigDict, in_features: int, num_labels: int) -> FanInHead:
+    """The head of config.sparsity (its keys checked by xcs.sparsity.method.check)."""
     s = config.sparsity
     if not 1 <= s.fan_in <= in_features:
         raise UserError(f"config.sparsity.fan_in={s.fan_in}: must be between 1 and the head's input width "
                          f"{in_features}")
-    if s.algorithm not in ("static", "set", "rigl"):
-        raise UserError(f"config.sparsity.algorithm={s.algorithm!r}: expected static, set or rigl")
-    if s.regrow_init not in ("zero", "uniform"):
-        raise UserError(f"config.sparsity.regrow_init={s.regrow_init!r}: expected zero or uniform")
-    if not 0.0 <= s.drop_fraction <= 1.0:
-        raise UserError(f"config.sparsity.drop_fraction={s.drop_fraction}: must be in [0, 1]")
-    if s.block_mb <= 0:
-        raise UserError(f"config.sparsity.block_mb={s.block_mb}: must be positive")
-    if s.save_logits_mb < 0:
-        raise UserError(f"config.sparsity.save_logits_mb={s.save_logits_mb}: must be >= 0 (0: always recompute)")
     return FanInHead(in_features, num_labels, s.fan_in, config.model.head.use_bias,
                      pick_kernel(s.kernel, in_features, s.fan_in), s.block_mb, s.save_logits_mb)
