@@ -27,6 +27,8 @@ Variants (`:key=value,...`):
   shape=NAME    the config of one shape (default wn_d2_seen; the peers read this shape's data)
   shapes=A+B    the sweep's shapes, joined by '+' (default: the ones run for the committed table)
   losses=A+B    the sweep's losses (default softmax+softmax_pal+ova)
+  loss=NAME     config.loss.name of the `shape` config (default: configs/default.py's); the sweep's runs set it here,
+                in the variant, so that a run's command has no --config.* override
   epochs=E      training epochs of every run (default 0: configs/xmc.py's for XC-format data, 8)
   smoke         seconds-long runs on small synthetic data with a dominant label (the tests run it)
 """
@@ -52,7 +54,7 @@ SYNTHETIC = {
 SHAPES = (*WORDNET, "syn_dominant")
 RUN = ("wn_d2_seen", "syn_dominant", "wn_full_seen", "wn_d1_seen", "wn_d2_random")  # what the committed table ran
 LOSSES = ("softmax", "softmax_pal", "ova")
-VARIANTS = {"shape": "wn_d2_seen", "shapes": "+".join(RUN), "losses": "+".join(LOSSES), "epochs": 0.0,
+VARIANTS = {"shape": "wn_d2_seen", "shapes": "+".join(RUN), "losses": "+".join(LOSSES), "loss": "", "epochs": 0.0,
             "smoke": False}
 
 
@@ -83,6 +85,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     else:
         config = xmc.get_config(f"data={v.shape}")
     config.data.validation_fraction = 0.1
+    if v.loss:
+        config.loss.name = v.loss
     if v.epochs and not v.smoke:
         config.train.epochs = v.epochs
     return config
@@ -93,7 +97,7 @@ def sweep(add, arg: str | None = None) -> None:
     v = _variant(arg)
     for shape in v.shapes.split("+"):
         for loss in v.losses.split("+"):
-            add(arg=f"shape={shape}" + (",smoke" if v.smoke else ""), **{"loss.name": loss})
+            add(arg=f"shape={shape},loss={loss}" + (",smoke" if v.smoke else ""))
 
 
 peers = baselines.peers  # napkinXC PLT and omikuji on the shape's data (one `shape` per call)
