@@ -23,18 +23,18 @@ from __future__ import annotations
 import ml_collections
 
 from configs import default, xmc
-from xcs.config import parse_arg
+from xcs.config import config_from_arg
 
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant = parse_arg(arg, {"data": "region", "layer": "tree", "depth": 6, "st": False, "smoke": False})
+def build(*, data: str = "region", layer: str = "tree", depth: int = 6, st: bool = False,
+          smoke: bool = False) -> ml_collections.ConfigDict:
     config = default.get_config()
     gated = config.model.encoder.gated
     gated.enabled = True
-    gated.kind = variant.layer
-    gated.depth = variant.depth
-    gated.gate_gradient = "straight_through" if variant.st else "none"
-    if variant.data == "region":
+    gated.kind = layer
+    gated.depth = depth
+    gated.gate_gradient = "straight_through" if st else "none"
+    if data == "region":
         config.data.source = "region"
         config.data.name = "region"
         config.model.encoder.name = "dense"
@@ -46,16 +46,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.eval.write_predictions = False
     else:
         config.data.source = "xmc_repo"
-        config.data.name = variant.data
+        config.data.name = data
         gated.position = "residual"
         gated.block_size = 64
-    if variant.smoke:
+    if smoke:
         _smoke(config)
     return config
 
 
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    return config_from_arg(build, arg)
+
+
 def _smoke(config: ml_collections.ConfigDict) -> None:
-    xmc.smoke(config)
+    xmc.apply_smoke(config)
     r = config.data.region
     r.num_train, r.num_test, r.dim, r.region_bits = 1000, 200, 8, 3
     config.model.encoder.gated.depth = min(config.model.encoder.gated.depth, 3)

@@ -27,17 +27,19 @@ Variants (`:key=value,...`):
 
 from __future__ import annotations
 
+import types
+
 import ml_collections
 
 from configs import default
-from xcs.config import parse_arg
-
-VARIANTS = {"d1": 32, "d2": 32, "mode": "sync", "tau": 2, "workers": 4, "delay": "fixed", "smoke": False,
-            "paper": False, "shift": 1.0, "lr": 10.0, "steps": 2000}
+from xcs.config import config_from_arg
 
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    v = parse_arg(arg, VARIANTS)
+def build(*, d1: int = 32, d2: int = 32, mode: str = "sync", tau: int = 2, workers: int = 4, delay: str = "fixed",
+          smoke: bool = False, paper: bool = False, shift: float = 1.0, lr: float = 10.0,
+          steps: int = 2000) -> ml_collections.ConfigDict:
+    v = types.SimpleNamespace(d1=d1, d2=d2, mode=mode, tau=tau, workers=workers, delay=delay, smoke=smoke,
+                              paper=paper, shift=shift, lr=lr, steps=steps)
     config = default.get_config()
     config.data.source = "kronecker"
     config.data.name = "kronecker"
@@ -73,7 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     return config
 
 
-def _paper(config: ml_collections.ConfigDict, v: ml_collections.ConfigDict) -> None:
+def _paper(config: ml_collections.ConfigDict, v: types.SimpleNamespace) -> None:
     """The settings of experiments.kronecker_train: regression target, plain constant-rate SGD on W only."""
     k = config.data.kronecker
     k.task, k.noise, k.num_train, k.num_test = "regression", 0.1, 2000, 500
@@ -86,3 +88,7 @@ def _paper(config: ml_collections.ConfigDict, v: ml_collections.ConfigDict) -> N
         k.num_train, k.num_test, k.dims = 200, 50, (min(v.d1, 6), min(v.d2, 5))
         config.model.encoder.width, config.train.batch_size = 32, 16
         config.train.steps = min(v.steps, 60)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    return config_from_arg(build, arg)

@@ -13,25 +13,23 @@ from __future__ import annotations
 import ml_collections
 
 from configs import xmc
-from xcs.config import parse_arg
-
-VARIANTS = {"data": "synthetic", "family": "dwta", "rehash": "fixed", "smoke": False}
+from xcs.config import config_from_arg
 
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    v = parse_arg(arg, VARIANTS)
-    config = xmc.get_config(f"data={v.data}" + (",smoke" if v.smoke else ""))
+def build(*, data: str = "synthetic", family: str = "dwta", rehash: str = "fixed",
+          smoke: bool = False) -> ml_collections.ConfigDict:
+    config = xmc.build(data=data, smoke=smoke)
     config.model.head.name = "lsh"
-    config.lsh.family = v.family
-    config.lsh.rehash = v.rehash
+    config.lsh.family = family
+    config.lsh.rehash = rehash
     # Hash only labels that were trained (an untrained row is its random init and hashes randomly) and
     # probe 2 more buckets per table at prediction: on a 50k-label synthetic set (issue 6's note) these, with
     # shorter keys (configs/tables/lsh.py), raised the recall of the exact top-5 at 2048 candidates from 0.26
     # to 0.53-0.59 and P@1 from 38.1 to 61.2 (full softmax 62.3).
     config.lsh.hash_labels, config.lsh.multiprobe = "trained", 2
-    if v.family == "uniform":
+    if family == "uniform":
         config.lsh.predict = "exact"
-    if v.smoke:
+    if smoke:
         lsh = config.lsh
         lsh.bits, lsh.num_tables, lsh.bucket_size = 6, 4, 8
         lsh.candidates, lsh.batch_candidates = 64, 256
@@ -40,3 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         lsh.rehash_interval, lsh.drift_sample, lsh.hash_chunk = 10, 64, 128
         lsh.rebuild_interval = 20
     return config
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    return config_from_arg(build, arg)

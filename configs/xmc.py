@@ -21,43 +21,42 @@ from __future__ import annotations
 import ml_collections
 
 from configs import default
-from xcs.config import parse_arg
+from xcs.config import config_from_arg
 
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant = parse_arg(arg, {"data": "synthetic", "encoder": "tfidf", "smoke": False})
+def build(*, data: str = "synthetic", encoder: str = "tfidf", smoke: bool = False) -> ml_collections.ConfigDict:
+    """The config of `data` (synthetic, or an XC data directory's name) with `encoder`; `smoke`: seconds-long."""
     config = default.get_config()
-    if variant.data == "synthetic":
+    if data == "synthetic":
         config.data.source = "synthetic"
         config.data.name = "synthetic"
     else:
         config.data.source = "xmc_repo"
-        config.data.name = variant.data
+        config.data.name = data
         _tfidf_model(config)
-    if variant.encoder not in TEXT_ENCODERS and variant.encoder != "tfidf":
-        raise ValueError(f"config variant encoder={variant.encoder!r}: expected tfidf, {', '.join(TEXT_ENCODERS)}")
-    if variant.encoder != "tfidf":
-        TEXT_ENCODERS[variant.encoder](config)
-    if variant.smoke:
-        smoke(config)
-        if variant.encoder != "tfidf":
+    if encoder not in TEXT_ENCODERS and encoder != "tfidf":
+        raise ValueError(f"config variant encoder={encoder!r}: expected tfidf, {', '.join(TEXT_ENCODERS)}")
+    if encoder != "tfidf":
+        TEXT_ENCODERS[encoder](config)
+    if smoke:
+        apply_smoke(config)
+        if encoder != "tfidf":
             _text_smoke(config)
     return config
 
 
-def _tfidf_model(config: ml_collections.ConfigDict) -> None:
-    """Settings for real tf-idf data, tuned on a held-out 10 % of wordnet_hypernyms' train split.
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    return config_from_arg(build, arg)
 
-    Validation P@1 / PSP@5 (--config.data.validation_fraction=0.1; the learning rate is configs/default.py's):
-    lr 1e-3, 5 epochs, 1 MLP block: 48.3 / 40.0; lr 3e-3: 50.7 / 43.7 (1e-2: 49.0 / 44.3; encoder 1e-2 with
-    head 3e-3: 48.8 / 43.2); no MLP block 50.7 / 44.3, 2 blocks 50.3 / 43.0; 8 epochs: 51.3 / 45.2 (no block:
-    50.9 / 45.5); width 512 (5 epochs): 51.1 / 44.7 at 1.7x the time; input dropout 0.1: 49.1 / 42.3; BCE: 19.1.
-    """
+
+def _tfidf_model(config: ml_collections.ConfigDict) -> None:
+    """Settings for real tf-idf data, chosen on a held-out 10 % of wordnet_hypernyms' train split
+    (the runs: experiments/tuning.md)."""
     config.model.encoder.width = 256
     config.train.epochs = 8.0
 
 
-def smoke(config: ml_collections.ConfigDict) -> None:
+def apply_smoke(config: ml_collections.ConfigDict) -> None:
     """A run of seconds on small synthetic data (the tests run it); configs/gated.py starts from it too."""
     s = config.data.synthetic
     s.num_train, s.num_test, s.num_features, s.num_labels, s.num_clusters = 1000, 200, 2000, 300, 20
@@ -75,20 +74,13 @@ def _minilm_frozen(config: ml_collections.ConfigDict) -> None:
     """Frozen MiniLM sentence embeddings as dense features x, a projection + residual MLP, dense head."""
     config.data.text.inputs = "embedding"
     config.model.encoder.name = "dense"
-    # Validation P@1 / PSP@5 on wordnet_hypernyms (10 % held out), last layer only: dropout 0 46.97 / 39.57,
-    # 0.3 47.96 / 41.48, 0.5 48.85 / 42.02, 0.7 48.22 / 39.12 (0.5 at width 512: 48.80 / 41.43). Frozen
-    # features overfit. All 7 layers' mean pools (embedding layer + 6), dropout 0.5: 51.61 / 43.35 (width 512:
-    # 51.60 / 43.16; input dropout 0.2: 51.10 / 42.92): the lower layers keep the words themselves. 12 epochs
-    # instead of 8: 52.63 / 44.03. Not adopted (within the run-to-run noise, ~0.3-0.5 here): 16 epochs 52.82 /
-    # 44.29; mean+max pooling of every layer (config.data.text.pooling='mean+max', twice the features) 52.65 / 44.16.
+    # Chosen on wordnet_hypernyms' held-out split (experiments/tuning.md): frozen features overfit without dropout;
+    # every layer's mean pool keeps the words themselves.
     config.model.encoder.dropout = 0.5
     config.data.text.layers = "0,1,2,3,4,5,6"
     config.train.epochs = 12.0
-    # Prediction mixes the head with the labels of the 10 nearest training points (xcs.train.knn): on the
-    # held-out split 54.78 / 48.00 against the head alone's 52.63 / 44.03 (grid K 10/30/100, T 0.02/0.05/0.1,
-    # weight 0.2/0.35/0.5: K 10, T 0.05, weight 0.5 best on both; experiments/results/knn/minilm_val_grid.json).
-    # Not the tf-idf default: on three synthetic shapes it
-    # lowered PSP@5 at every weight from 0.2 on (README, "kNN at prediction").
+    # Prediction mixes the head with the labels of the 10 nearest training points (xcs.train.knn; settings and
+    # why not for tf-idf: experiments/tuning.md).
     config.eval.knn.neighbors = 10
 
 
@@ -96,7 +88,7 @@ def _minilm_tfidf(config: ml_collections.ConfigDict) -> None:
     """The frozen embedding projected and summed with the tf-idf embedding bag (xcs.encoders.dense_bag)."""
     config.data.text.inputs = "embedding+sparse"
     config.model.encoder.name = "dense_bag"
-    # kNN mix at prediction, as for minilm: held-out split 56.58 / 51.61 against the head alone's 55.56 / 48.40.
+    # kNN mix at prediction, as for minilm (experiments/tuning.md).
     config.eval.knn.neighbors = 10
 
 
@@ -118,10 +110,7 @@ def _minilm_e2e(config: ml_collections.ConfigDict) -> None:
     # (the full run, README), so 8 epochs (3.5 h + evaluation) outlast a working session. Override with
     # --config.train.epochs where the machine allows.
     config.train.epochs = 2.0
-    # Prediction with the kNN mix, as for the frozen encoders (same K, temperature and weight, chosen there on a
-    # held-out split; not tuned for this encoder). Test split, the 2-epoch run: head alone P@1 40.34 / PSP@5
-    # 23.67 (the 20k-label head is under-trained after two epochs), with kNN 64.64 / 62.85: the fine-tuned
-    # encoder's neighbours carry the prediction.
+    # Prediction with the kNN mix, as for the frozen encoders (not tuned for this one; experiments/tuning.md).
     config.eval.knn.neighbors = 10
 
 

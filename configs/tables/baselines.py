@@ -18,7 +18,7 @@ from typing import Any
 import ml_collections
 
 from configs import xmc
-from xcs.config import parse_arg
+from xcs.config import given_keys, parse_arg
 
 VARIANTS = {"data": "", "seeds": 3, "smoke": False}
 
@@ -27,14 +27,14 @@ def _variant(arg: str | None) -> ml_collections.ConfigDict:
     v = parse_arg(arg, VARIANTS)
     if not v.data:
         v.data = "synthetic" if v.smoke else "wordnet_hypernyms"
-    if v.smoke and "seeds" not in (arg or ""):
+    if v.smoke and "seeds" not in given_keys(arg):
         v.seeds = 2
     return v
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     v = _variant(arg)
-    return xmc.get_config(f"data={v.data}" + (",smoke" if v.smoke else ""))
+    return xmc.build(data=v.data, smoke=v.smoke)
 
 
 def sweep(add, arg: str | None = None) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 import ml_collections
 
 from configs import dst
-from xcs.config import parse_arg
+from xcs.config import given_keys, parse_arg
 
 VARIANTS = {"data": "wordnet_hypernyms", "intermediate": 4096, "clusters": 1024, "rows": "all", "smoke": False}
 WIDTH = 768  # encoder output width the sparsities refer to
@@ -49,7 +49,7 @@ FAN_INS = (128, 64, 32)  # 1 - k/768 = 83 %, 92 %, 96 % sparsity
 
 def _variant(arg: str | None) -> ml_collections.ConfigDict:
     v = parse_arg(arg, VARIANTS)
-    if v.smoke and "data=" not in (arg or ""):
+    if v.smoke and "data" not in given_keys(arg):
         v.data = "synthetic"
     if v.rows not in ("all", "bar") + tuple(f"k{k}" for k in FAN_INS):
         raise ValueError(f"configs/tables/dst.py: rows={v.rows!r}: expected all, bar or one of "
@@ -60,8 +60,7 @@ def _variant(arg: str | None) -> ml_collections.ConfigDict:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     v = _variant(arg)
     data = "synthetic" if v.data == "synthetic500k" else v.data
-    config = dst.get_config(f"data={data},head=dense,algorithm=static,intermediate=0,aux=0"
-                            + (",smoke" if v.smoke else ""))
+    config = dst.build(data=data, head="dense", algorithm="static", intermediate=0, aux=0, smoke=v.smoke)
     if v.data == "synthetic500k":
         s = config.data.synthetic
         s.num_labels, s.num_clusters, s.num_features = 500_000, 5_000, 1_000_000

@@ -45,7 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         raise ValueError(f"configs/tables/factored.py: head={v.head!r}, expected factored or dense")
     if v.loss not in SGD:
         raise ValueError(f"configs/tables/factored.py: loss={v.loss!r}, expected one of {sorted(SGD)}")
-    config = xmc.get_config(f"data={v.data}" + (",smoke" if v.smoke else ""))
+    config = xmc.build(data=v.data, smoke=v.smoke)
     if v.data == "synthetic" and not v.smoke:
         s = config.data.synthetic  # a large output space, where the factored update pays off
         s.num_train, s.num_test, s.num_features, s.num_labels, s.num_clusters = 50000, 10000, 65536, 100000, 1000

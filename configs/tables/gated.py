@@ -32,7 +32,7 @@ from typing import Any
 import ml_collections
 
 from configs import gated
-from xcs.config import parse_arg
+from xcs.config import given_keys, parse_arg
 from xcs.gated.layer import GatedSpec, layer_cost
 
 VARIANTS = {"data": "region", "layer": "tree", "depth": 6, "st": False, "seeds": 3, "smoke": False}
@@ -41,7 +41,7 @@ LAYERS = ("tree", "table", "dense_flops", "dense_params")
 
 def _variant(arg: str | None) -> ml_collections.ConfigDict:
     v = parse_arg(arg, VARIANTS)
-    if v.smoke and "seeds" not in (arg or ""):
+    if v.smoke and "seeds" not in given_keys(arg):
         v.seeds = 1
     return v
 
@@ -53,7 +53,7 @@ def _arg(v: ml_collections.ConfigDict, layer: str, st: bool = False) -> str:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """One run of the table: the `layer` variant (tree unless the sweep's `arg` says otherwise)."""
     v = _variant(arg)
-    return gated.get_config(_arg(v, v.layer, v.st))
+    return gated.build(data=v.data, layer=v.layer, depth=v.depth, st=v.st, smoke=v.smoke)
 
 
 def sweep(add, arg: str | None = None) -> None:

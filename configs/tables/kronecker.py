@@ -30,7 +30,7 @@ from typing import Any
 import ml_collections
 
 from configs import kronecker
-from xcs.config import parse_arg
+from xcs.config import given_keys, parse_arg
 
 VARIANTS = {"mode": "sync", "tau": 2, "workers": 4, "delay": "fixed", "seeds": 2, "smoke": False}
 TAUS = (0, 2, 8, 32)
@@ -39,7 +39,7 @@ WORKERS = (1, 4, 16)
 
 def _variant(arg: str | None) -> ml_collections.ConfigDict:
     v = parse_arg(arg, VARIANTS)
-    if v.smoke and "seeds" not in (arg or ""):
+    if v.smoke and "seeds" not in given_keys(arg):
         v.seeds = 1
     return v
 
@@ -51,7 +51,7 @@ def _arg(v: ml_collections.ConfigDict, mode: str, tau: int, workers: int) -> str
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """One run of the table: the `mode`/`tau`/`workers` variant (sync unless the sweep's `arg` says otherwise)."""
     v = _variant(arg)
-    return kronecker.get_config(_arg(v, v.mode, v.tau, v.workers))
+    return kronecker.build(mode=v.mode, tau=v.tau, workers=v.workers, delay=v.delay, smoke=v.smoke)
 
 
 def sweep(add, arg: str | None = None) -> None:

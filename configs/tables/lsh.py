@@ -59,12 +59,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """One run of the table: the `method` variant."""
     v = _variant(arg)
     data = "synthetic" if v.data == "synthetic500k" or v.smoke else v.data
-    smoke = ",smoke" if v.smoke else ""
     if v.method == "dense":
-        config = xmc.get_config(f"data={data}{smoke}")
+        config = xmc.build(data=data, smoke=v.smoke)
     else:
         family, rehash = {"dwta_drift": ("dwta", "drift")}.get(v.method, (v.method, "fixed"))
-        config = lsh.get_config(f"data={data},family={family},rehash={rehash}{smoke}")
+        config = lsh.build(data=data, family=family, rehash=rehash, smoke=v.smoke)
     if v.smoke:
         config.data.synthetic.num_labels = 2000  # as configs/lsh.py's smoke, for both rows
         return config

@@ -77,13 +77,13 @@ def build_command(shape: str) -> str:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     v = _variant(arg)
     if v.shape in SYNTHETIC:
-        config = xmc.get_config("data=synthetic" + (",smoke" if v.smoke else ""))
+        config = xmc.build(data="synthetic", smoke=v.smoke)
         config.data.name = v.shape
         config.data.synthetic.update(SYNTHETIC[v.shape])  # dominant_share: a field of SyntheticSpec only
         if not v.smoke:
             config.train.epochs = 8.0  # as configs/xmc.py gives any XC-format data set (synthetic's own default: 5)
     else:
-        config = xmc.get_config(f"data={v.shape}")
+        config = xmc.build(data=v.shape)
     config.data.validation_fraction = 0.1
     if v.loss:
         config.loss.name = v.loss

@@ -45,7 +45,7 @@ def _arg(v: ml_collections.ConfigDict, encoder: str) -> str:
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     v = _variant(arg)
-    return xmc.get_config(_arg(v, v.encoder))
+    return xmc.build(data=v.data, encoder=v.encoder, smoke=v.smoke)
 
 
 def sweep(add, arg: str | None = None) -> None:
