@@ -113,9 +113,10 @@ def test_one_sgd_step_equals_the_network_written_out_on_np_kron_inputs():
     new = _factors(rng, 5, dims)
     x_new = np.stack([functools.reduce(np.kron, [np.asarray(f[i], np.float64) for f in new]) for i in range(5)])
     want_new = np.maximum(x_new @ W1.T - shift, 0.0) @ A / np.sqrt(m)
-    np.testing.assert_allclose(km.structured_predict(state, w0, a, shift, train, new), want_new, **tol)
+    np.testing.assert_allclose(jax.jit(km.structured_predict)(state, w0, a, shift, train, new), want_new, **tol)
     encoder = km.KroneckerEncoder(width=m, shift=shift, init_std=1.0)
-    h = encoder.apply({"params": {"kernel": w0}}, {f"factor{k}": f[rows] for k, f in enumerate(train)}, False)
+    h = jax.jit(encoder.apply, static_argnums=2)({"params": {"kernel": w0}},
+                                                  {f"factor{k}": f[rows] for k, f in enumerate(train)}, False)
     np.testing.assert_allclose(h, np.maximum(pre - shift, 0.0), **tol)
 
 

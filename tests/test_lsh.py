@@ -51,6 +51,9 @@ def test_bucket_key_uses_exactly_bits_bits(family, window):
 # hand from the drawn permutations / hyperplanes, and SimHash's bit agreement against Charikar's 1 - θ/π.
 
 
+_jit_hash_keys = jax.jit(hash_keys, static_argnums=0)  # one compiled program per shape instead of op by op
+
+
 def _pack_by_hand(codes, bits_per_code):
     """codes [N, T, C] -> keys [N, T]: code c of a table occupies bits c·b .. c·b + b - 1 (the documented layout)."""
     keys = np.zeros(codes.shape[:2], np.int64)
@@ -113,7 +116,7 @@ def test_wta_and_dwta_keys_equal_codes_recomputed_by_hand(family):
     sparse = _sparse_rows(rng, 150, 40, 5)  # 5 non-zeros of 40: about 60 % of the bins of 4 empty
     sparse[0] = 0.0  # no non-zero bin to borrow from: all codes 0
     for x in (dense, sparse):
-        got = np.asarray(hash_keys(spec, params, jnp.asarray(x)))
+        got = np.asarray(_jit_hash_keys(spec, params, jnp.asarray(x)))
         if family == "wta":
             codes = _wta_codes_by_hand(x, coords)
         else:
@@ -149,7 +152,7 @@ def test_simhash_keys_are_the_signs_of_the_drawn_hyperplanes():
     planes = np.asarray(params["planes"], np.float64).reshape(20, 5, 7)  # [D, T, bits]: table t's bits
     x = np.random.default_rng(3).normal(size=(100, 20)).astype(np.float32)
     codes = (np.einsum("nd,dtc->ntc", x.astype(np.float64), planes) > 0).astype(np.int64)
-    np.testing.assert_array_equal(np.asarray(hash_keys(spec, params, jnp.asarray(x))), _pack_by_hand(codes, 1))
+    np.testing.assert_array_equal(np.asarray(_jit_hash_keys(spec, params, jnp.asarray(x))), _pack_by_hand(codes, 1))
 
 
 def test_simhash_bit_agreement_is_one_minus_angle_over_pi():
@@ -173,7 +176,7 @@ def test_simhash_bit_agreement_is_one_minus_angle_over_pi():
         z /= np.linalg.norm(z, axis=1, keepdims=True)
         v = np.cos(theta) * u + np.sin(theta) * z
         np.testing.assert_allclose(np.arccos(np.clip((u * v).sum(1), -1, 1)), theta, atol=1e-6)
-        ku, kv = (np.asarray(hash_keys(spec, params, jnp.asarray(a, jnp.float32))) for a in (u, 3.0 * v))
+        ku, kv = (np.asarray(_jit_hash_keys(spec, params, jnp.asarray(a, jnp.float32))) for a in (u, 3.0 * v))
         agree = ((ku[..., None] >> shifts) & 1) == ((kv[..., None] >> shifts) & 1)  # [pairs, T, bits]
         p, n = 1.0 - theta / np.pi, agree.size
         assert abs(agree.mean() - p) <= 5 * np.sqrt(p * (1 - p) / n), (theta, agree.mean(), p)
@@ -209,7 +212,7 @@ def test_invariances_and_collision_rates_equal_an_independent_draw_of_the_family
     params = init_hash(jax.random.PRNGKey(2), spec)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(500, 33)).astype(np.float32)
-    keys = lambda a: np.asarray(hash_keys(spec, params, jnp.asarray(a, jnp.float32)))  # noqa: E731
+    keys = lambda a: np.asarray(_jit_hash_keys(spec, params, jnp.asarray(a, jnp.float32)))  # noqa: E731
     kx = keys(x)
     assert np.array_equal(kx, keys(2.5 * x))  # every family ignores a positive scale
     # Rank hashes see only the order within each window (x³ keeps it, and keeps dwta's zeros); SimHash is not one.
