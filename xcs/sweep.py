@@ -18,7 +18,8 @@ Launchers: `local` runs the subprocesses here; `slurm` submits each run as a SLU
 submitit (`--jobs` jobs in the queue at a time; `--launcher_params` go to the executor, e.g.
 `slurm_partition=gpu,timeout_min=240,gpus_per_node=1`; submitit's own logs in WORKDIR/submitit/);
 `submitit_local` is the same path through submitit's local executor, on this machine. All three
-give the same run folders, skipping, records and report.
+give the same run folders, skipping, records and report. A SLURM job runs this interpreter with these
+paths from this directory, so the nodes must see them (a shared filesystem, as the workdir needs anyway).
 
 The executor (`execute`) only runs commands, so `experiments/peers.py` uses it too.
 """
