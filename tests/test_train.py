@@ -4,6 +4,7 @@ import glob
 import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -109,9 +110,12 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
 def test_training_time_of_a_checkpoint_without_a_record_counts_from_the_resume(tmp_path):
     """A checkpoint written before training times were recorded: the resumed run reports only its own
     time and says from which step (train_seconds_from_step), so no total is ever guessed."""
-    first = launch(tmp_path / "run", "--config.train.checkpoint_every=20")
+    first = launch(tmp_path / "run", "--config.train.checkpoint_every=20", "--config.train.steps=60")
     assert first.returncode == 0, first.stderr[-3000:]
-    (tmp_path / "run" / "checkpoints" / "train_seconds.json").unlink()
+    # As if it had stopped after step 40, with a checkpoint of an older version (no time recorded).
+    for name in ("checkpoints/train_seconds.json", "results.json"):
+        (tmp_path / "run" / name).unlink()
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "60")
     more = launch(tmp_path / "run", "--config.train.checkpoint_every=20", "--config.train.steps=60")
     assert more.returncode == 0, more.stderr[-3000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())

@@ -16,8 +16,10 @@ every run.
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import re
+import signal
 import sys
 from typing import NoReturn
 
@@ -32,6 +34,10 @@ _CONFIG = config_flags.DEFINE_config_file("config", config_files.resolve("xmc"),
                                           "Config file or bundled config name, optionally `:variant`.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+_OVERWRITE = flags.DEFINE_enum("overwrite", None, ["move", "delete"],
+                               "Start over in a workdir that holds a run (of this or another config): `move` it "
+                               "aside to WORKDIR.old-N first, or `delete` it. Without it, a workdir with another "
+                               "config's run is refused and one of the same config resumes (docs/runs.md).")
 _SWEEP = flags.DEFINE_bool("sweep", False, "Run the config module's sweep(add, arg), one sub-workdir per run.")
 _JOBS = flags.DEFINE_integer("jobs", 1, "With --sweep: runs at a time.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "With --sweep: list the runs and their commands, run nothing.")
@@ -54,6 +60,8 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _SWEEP.value:
         sys.exit(sweep())
+    if _OVERWRITE.value and _SWEEP.value:
+        raise app.UsageError("--overwrite applies to one run, not to --sweep")
     if _DRY_RUN.value or _JOBS.value != 1 or _LAUNCHER.value != "local" or _LAUNCHER_PARAMS.value:
         raise app.UsageError("--dry_run, --jobs, --launcher and --launcher_params only apply with --sweep")
     from xcs.parallel.distributed import initialize, is_primary
@@ -66,9 +74,12 @@ def main(argv: list[str]) -> None:
 
     config = _CONFIG.value
     workdir = _WORKDIR.value or os.path.join("runs", "default")
-    results = train_and_evaluate(config, workdir)
+    results = train_and_evaluate(config, workdir, overwrite=_OVERWRITE.value)
     if not is_primary():
         return
+    if results.get("finished_before"):
+        print(f"the run in {workdir} finished before with this config; its results (nothing was trained; "
+              "--overwrite=move|delete runs it again):")
     print(results_table(results))
     print(f"workdir: {results['workdir']}  (results.json, metrics.jsonl, predictions.txt, checkpoints/)")
 
@@ -162,6 +173,32 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_USER_ERROR)
 
 
+def os_error_line(error: OSError) -> str | None:
+    """One line for a failure the user can fix (disk full, no permission, read-only disk), else None (a bug)."""
+    reasons = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+               errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+               errno.EROFS: "read-only file system"}
+    if error.errno not in reasons:
+        return None
+    where = error.filename or "(a file of the run)"
+    also = f" and {error.filename2}" if error.filename2 else ""
+    return f"{where}{also}: {reasons[error.errno]} ({os.strerror(error.errno)})"
+
+
+def environment_error_line(error: BaseException) -> str | None:
+    """os_error_line of the first OSError in the exception's chain; a library's wrapped 'No space left on
+    device' (orbax, tensorstore) as well. None: not the environment's fault (a bug keeps its traceback)."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, OSError) and os_error_line(seen):
+            return os_error_line(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(str(error).split())
+    if "No space left on device" in text or "Disk quota exceeded" in text:
+        return f"no space left on the device ({text[:300]})"
+    return None
+
+
 def run(argv: list[str] | None = None) -> None:
     """Entry point of `xcs-train`, `python -m xcs.cli` and `python launch.py`.
 
@@ -185,12 +222,27 @@ def run(argv: list[str] | None = None) -> None:
                 raise
             fail(str(e))
     logging.set_verbosity(logging.INFO)
+    from xcs.train.preemption import Interrupted
+
     try:
         app.run(main, argv=sys.argv, flags_parser=lambda _: remaining)
     except UserError as e:
         if debugging():
             raise
         fail(str(e))
+    except Interrupted as e:  # SIGTERM/SIGINT while training: a checkpoint of the step was saved
+        print(f"xcs-train: {e}", file=sys.stderr)
+        sys.exit(e.exit_status)
+    except KeyboardInterrupt:  # Ctrl-C before training started (nothing of the run was written yet)
+        if debugging():
+            raise
+        print("xcs-train: interrupted before training started", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+    except Exception as e:  # noqa: BLE001 - a full disk or a permission is the user's to fix; the rest is a bug
+        line = environment_error_line(e)
+        if line is None or debugging():
+            raise
+        fail(line)
 
 
 if __name__ == "__main__":

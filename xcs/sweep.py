@@ -33,8 +33,10 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -43,7 +45,8 @@ from typing import Any
 import ml_collections
 from ml_collections.config_flags import config_path
 
-from xcs.config import CONSOLE_ONLY_KEYS, flatten
+from xcs.config import flatten
+from xcs.train.workdir import RESULT_NEUTRAL_KEYS
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the directory holding xcs/
 LAUNCHERS = ("local", "slurm", "submitit_local")
@@ -61,7 +64,7 @@ class Run:
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     config: dict[str, Any] | None = None  # the run's whole config as launch.py will write it (config.json)
     defaults: dict[str, Any] | None = None  # configs/default.py's values, flattened (new keys are judged by them)
-    status: str = "pending"  # pending | skipped | ran | failed
+    status: str = "pending"  # pending | skipped | ran | failed | interrupted
     seconds: float = 0.0
     returncode: int | None = None
 
@@ -88,10 +91,10 @@ class Run:
         with open(path) as f:
             before = flatten(json.load(f))
         now = flatten(json.loads(json.dumps(self.config)))  # tuples -> lists, as in the file
-        keys = sorted((before.keys() & now.keys()) - set(CONSOLE_ONLY_KEYS))
+        keys = sorted((before.keys() & now.keys()) - set(RESULT_NEUTRAL_KEYS))
         changed = [f"{k} ({before[k]!r} -> {now[k]!r})" for k in keys if before[k] != now[k]]
         defaults = self.defaults or {}
-        new = sorted(k for k in now.keys() - before.keys() - set(CONSOLE_ONLY_KEYS)
+        new = sorted(k for k in now.keys() - before.keys() - set(RESULT_NEUTRAL_KEYS)
                      if k in defaults and defaults[k] != now[k])
         return changed + [f"{k} (new key, default {defaults.get(k)!r} -> {now[k]!r})" for k in new]
 
@@ -240,8 +243,10 @@ def execute(runs: list[Run], jobs: int = 1, echo: Callable[[str], None] = print,
         changed = run.changed_keys()
         if changed:
             echo(f"[warning] {run.name}: its earlier config.json differs from this sweep's in {len(changed)} "
-                 f"key(s): {', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}; the run is "
-                 f"{'reused' if run.done else 'resumed'} as it is: delete {run.workdir} to run it afresh")
+                 f"key(s): {', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}; " + (
+                     f"the run is reused as it is: delete {run.workdir} to run it afresh" if run.done else
+                     f"the run will refuse its workdir (it belongs to the earlier config): move or delete "
+                     f"{run.workdir} to run it afresh"))
         if run.done:
             run.status = "skipped"
             echo(f"[skip] {run.name}: finished before ({run.workdir}/results.json)")
@@ -250,6 +255,15 @@ def execute(runs: list[Run], jobs: int = 1, echo: Callable[[str], None] = print,
     start = _local_start if launcher == "local" else _submitit_starter(
         launcher, launcher_params or {}, submitit_folder or os.path.join("runs", "submitit"))
     running: list[tuple[Run, Any, float]] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise SweepInterrupted(signum)
+
+    # SIGTERM (a scheduler stopping the sweep) and SIGINT (Ctrl-C) go to every running run, which saves a
+    # checkpoint and stops (its status "interrupted"); the sweep then ends, leaving no process behind.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         while queue or running:
             while queue and len(running) < jobs:
@@ -270,11 +284,27 @@ def execute(runs: list[Run], jobs: int = 1, echo: Callable[[str], None] = print,
                 run.status = "ran" if returncode == 0 and run.done else "failed"
                 tail = "" if run.status == "ran" else f" (exit {returncode}; log: {run.log}{handle.where()})"
                 echo(f"[{run.status}] {run.name} in {run.seconds:.1f}s{tail}")
-    except BaseException:
-        for _, handle, _ in running:  # an interrupted sweep leaves no orphans
-            handle.stop()
+    except BaseException as e:
+        signum = e.signum if isinstance(e, SweepInterrupted) else signal.SIGTERM
+        for s in previous:  # a second signal while the runs stop is not raised in the middle of it
+            signal.signal(s, signal.SIG_IGN)
+        for run, handle, t0 in running:  # an interrupted sweep leaves no orphans
+            handle.stop(signum)
+            run.status, run.seconds = "interrupted", time.perf_counter() - t0
+            echo(f"[interrupted] {run.name} (log: {run.log})")
         raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     return runs
+
+
+class SweepInterrupted(Exception):
+    """The sweep got SIGTERM or SIGINT; its runs were told too and have stopped."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"sweep interrupted by {signal.Signals(signum).name}")
 
 
 def _env() -> dict[str, str]:
@@ -289,8 +319,9 @@ class _Local:
 
     def __init__(self, run: Run):
         self.log = open(run.log, "a")
+        # Its own session: a terminal's Ctrl-C reaches the sweep only, which passes it on once (stop).
         self.proc = subprocess.Popen(run.command, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=_env())
+                                     stdin=subprocess.DEVNULL, env=_env(), start_new_session=True)
 
     def poll(self) -> int | None:
         code = self.proc.poll()
@@ -301,9 +332,15 @@ class _Local:
     def where(self) -> str:
         return ""
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait()
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        """Passes the signal on and waits for the run to save its checkpoint and end (killed after 10 min)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+            try:
+                self.proc.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self.log.close()
 
 
@@ -332,8 +369,8 @@ class _Submitit:
     def where(self) -> str:
         return f"; submitit job {self.job.job_id}: {self.job.paths.stderr}"
 
-    def stop(self) -> None:
-        self.job.cancel(check=False)
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        self.job.cancel(check=False)  # scancel: SLURM sends the job SIGTERM, then SIGKILL after its KillWait
 
 
 def _submitit_starter(launcher: str, params: dict[str, Any], folder: str) -> Callable[[Run], _Submitit]:
@@ -365,9 +402,10 @@ def parse_launcher_params(text: str) -> dict[str, Any]:
 
 
 def summary(runs: Sequence[Run]) -> str:
-    counts = {s: sum(r.status == s for r in runs) for s in ("ran", "skipped", "failed")}
+    counts = {s: sum(r.status == s for r in runs) for s in ("ran", "skipped", "failed", "interrupted")}
     lines = [f"{len(runs)} runs: {counts['ran']} ran, {counts['skipped']} skipped (finished before), "
-             f"{counts['failed']} failed", "", "| run | status | seconds | log |", "|---|---|---:|---|"]
+             f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted" if counts["interrupted"] else ""),
+             "", "| run | status | seconds | log |", "|---|---|---:|---|"]
     for r in runs:
         log = r.log if r.status == "failed" else ""
         lines.append(f"| {r.name} | {r.status} | {r.seconds:.1f} | {log} |")
@@ -415,8 +453,14 @@ def run_all(runs: list[Run], config: str, workdir: str, jobs: int, dry_run: bool
         print(f"{len(runs)} runs ({sum(r.done for r in runs)} finished) in {workdir}")
         return 0
     write_index(workdir, runs)
-    execute(runs, jobs, launcher=launcher, launcher_params=launcher_params,
-            submitit_folder=os.path.join(workdir, "submitit"))
+    try:
+        execute(runs, jobs, launcher=launcher, launcher_params=launcher_params,
+                submitit_folder=os.path.join(workdir, "submitit"))
+    except SweepInterrupted as e:
+        write_record(os.path.join(workdir, record), config, runs)
+        print(summary(runs))
+        print(f"{e}: the runs it had started saved a checkpoint and stopped; the same command resumes them")
+        return 128 + e.signum
     write_record(os.path.join(workdir, record), config, runs)
     print(summary(runs))
     print(f"record: {os.path.join(workdir, record)}")

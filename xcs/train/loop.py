@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 from absl import logging
 
@@ -20,10 +23,12 @@ from xcs.parallel import mesh as mesh_lib
 from xcs.registry import build_model, head_test_metrics, head_update, periodic_actions
 from xcs.system import machine_info, peak_rss_mb
 from xcs.train import knn
+from xcs.train import workdir as workdir_lib
 from xcs.train.async_step import make_step, wrap_optimizer
 from xcs.train.checkpoint import Checkpointer, record_train_seconds, train_seconds_at
 from xcs.train.evaluate import evaluate
 from xcs.train.optim import make_optimizer
+from xcs.train.preemption import Interrupted, Preemption
 from xcs.train.sharded import create_sharded_state, shard_predict, shard_train_step
 from xcs.train.state import create_state, make_predict, variables
 from xcs.train.writers import MetricWriter, Progress
@@ -68,21 +73,92 @@ def _head_state_mb(state: Any) -> float:
                if hasattr(x, "dtype") and any(getattr(p, "key", None) == "head" for p in path)) / 2**20
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+def _sync(name: str) -> None:
+    """A barrier of every process of a multi-process run (nothing with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrite: str | None = None,
+                       ) -> dict[str, Any]:
     """Trains the model of `config`, evaluates it on the test split, and writes the run into `workdir`.
 
-    Resumes from the latest checkpoint in `workdir/checkpoints` if there is one; the resumed run
-    ends with the same parameters and metrics as an uninterrupted one. Returns results.json's dict.
+    The workdir belongs to one config (xcs/train/workdir.py): a workdir holding another config's run
+    is refused (WorkdirError, naming the keys that differ) before anything is read or written, unless
+    `overwrite` ("move" or "delete") starts over; a finished run of the same config is not trained
+    again (its results.json's dict is returned with "finished_before": True). Otherwise the run resumes
+    from the newest intact checkpoint in `workdir/checkpoints` if there is one, and ends with the same
+    parameters and metrics as an uninterrupted one. SIGTERM/SIGINT save a checkpoint of the current step
+    and raise Interrupted (xcs/train/preemption.py). Nothing is written before the config was validated
+    and the data loaded. Returns results.json's dict.
     """
-    # Several processes (xcs.parallel.distributed) share the workdir's checkpoints (orbax writes each
-    # process's shards); the other files are process 0's, the rest write theirs under process_<i>/.
     validate(config)  # before anything is written or read
-    outdir = workdir if jax.process_index() == 0 else os.path.join(workdir, f"process_{jax.process_index()}")
-    os.makedirs(outdir, exist_ok=True)
-    _write_json(os.path.join(outdir, "config.json"), config.to_dict())
+    if overwrite is not None and overwrite not in workdir_lib.OVERWRITE_CHOICES:
+        raise workdir_lib.WorkdirError(f"--overwrite={overwrite!r}: one of {', '.join(workdir_lib.OVERWRITE_CHOICES)}")
+    primary = jax.process_index() == 0
+    config_dict = config.to_dict()
+    if primary:
+        workdir_lib.WorkdirLock(workdir).check_free()  # another process at work there: refused before any work
+    if overwrite is None and workdir_lib.check(workdir, config_dict) == "finished":
+        logging.info("the run in %s finished before: its results, nothing trained", workdir)
+        return {**workdir_lib.read_results(workdir), "finished_before": True}
     t_start = time.perf_counter()
 
-    data: Dataset = load_dataset(config.data, config.seed)
+    data: Dataset = load_dataset(config.data, config.seed)  # a data error stops the run here, nothing written
+    lock = workdir_lib.WorkdirLock(workdir).acquire() if primary else None
+    try:
+        if primary:
+            if overwrite is not None and workdir_lib.has_run(workdir):
+                lock.release()  # our lock file goes with the run; the new workdir gets a new one
+                workdir_lib.start_over(workdir, overwrite)
+                lock.acquire()
+            elif workdir_lib.check(workdir, config_dict) == "finished":  # again, under the lock
+                return {**workdir_lib.read_results(workdir), "finished_before": True}
+            workdir_lib.record_config(workdir, config_dict)
+        _sync("xcs workdir ready")
+        # Several processes (xcs.parallel.distributed) share the workdir's checkpoints (orbax writes each
+        # process's shards); the other files are process 0's, the rest write theirs under process_<i>/.
+        outdir = workdir if primary else os.path.join(workdir, f"process_{jax.process_index()}")
+        os.makedirs(outdir, exist_ok=True)
+        with Preemption() as preemption:
+            try:
+                return _train(config, workdir, outdir, data, t_start, preemption)
+            except Interrupted as e:
+                if primary:
+                    workdir_lib.write_status(workdir, "interrupted", step=e.step, signal=signal.Signals(e.signum).name)
+                raise
+            except NonFiniteLossError as e:
+                if primary:
+                    workdir_lib.write_status(workdir, "failed", error=str(e))
+                raise
+            except Exception as e:
+                if primary:
+                    with contextlib.suppress(OSError):
+                        workdir_lib.write_status(workdir, "failed", error=f"{type(e).__name__}: {e}"[:500])
+                raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+@jax.jit
+def _finite(leaves: list[jax.Array]) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves]))
+
+
+def _all_finite(tree: Any) -> bool:
+    """Whether every floating-point array of `tree` is finite."""
+    leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)]
+    return bool(_finite(leaves)) if leaves else True
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: Dataset, t_start: float,
+           preemption: Preemption) -> dict[str, Any]:
+    primary = jax.process_index() == 0
+    if primary:
+        workdir_lib.write_status(workdir, "running")
     buckets = config.data.text.length_buckets  # widths of token batches (texts read end to end)
     train_batcher = Batcher(data.train, config.data.max_features, config.data.max_labels, buckets)
     test_batcher = Batcher(data.test, config.data.max_features, 0, buckets)
@@ -114,12 +190,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     checkpoint_dir = os.path.join(workdir, "checkpoints")
     checkpointer = Checkpointer(checkpoint_dir, config.train.keep_checkpoints)
-    start = checkpointer.latest_step() or 0
+    # The newest intact checkpoint (a damaged or partial newer one is reported and set aside).
+    start, state = checkpointer.restore_latest(state)
     # Training time before this process: known when the checkpoint's time was recorded (checkpoints of
     # older versions have none); otherwise only this process's time is reported, from `start` on.
     earlier_seconds = train_seconds_at(checkpoint_dir, start) if start else 0.0
     if start:
-        state = checkpointer.restore(start, state)
         logging.info("resumed from checkpoint at step %d of %d", start, steps)
     last_good = start or None
     train_step = make_step(config, model, tx, loss_fn, schedules, head_update(config, model, steps))
@@ -138,7 +214,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         return knn.make_knn_predict(model, predict_k, config.eval.knn, memory)
     inv_ps = inverse_propensity(data.train.labels, config.eval.propensity_a, config.eval.propensity_b)
 
-    writer = MetricWriter(outdir)
+    writer = MetricWriter(outdir, start)  # lines after `start` (logged before a stop) are dropped
     progress = Progress(steps, start, config.train.progress, config.train.log_every)
     train_seconds = 0.0
     interval_t0, interval_steps = time.perf_counter(), 0
@@ -154,8 +230,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if previous is not None:
                 _check_finite(previous[0], _to_float(previous[1]), last_good)
             previous = (step, metrics)
+            stop = preemption.requested(step, checkpointer.manager)  # SIGTERM/SIGINT: save this step, stop
             logged = step % config.train.log_every == 0 or step == steps
-            checkpoint = step % config.train.checkpoint_every == 0 or step == steps
+            checkpoint = step % config.train.checkpoint_every == 0 or step == steps or stop
             evaluate_now = config.train.eval_every > 0 and step % config.train.eval_every == 0 and step != steps
             if logged or checkpoint or evaluate_now:
                 values = _to_float(metrics)
@@ -167,6 +244,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     writer.write(step, values)
                 progress.update(step, values["loss"])
                 if checkpoint:
+                    # A checkpoint is only written for a step whose loss, gradient norm and parameters are
+                    # finite (the loss and gradient norm were checked above), so it is never a bad one.
+                    if not _all_finite((state.params, state.model_state)):
+                        raise NonFiniteLossError(f"non-finite parameters after step {step}; stopping "
+                                                 f"(last good checkpoint: step {last_good})")
                     # The time first: a run killed in between resumes from the previous checkpoint, whose
                     # time is recorded too; the other order could leave a checkpoint without its time.
                     if earlier_seconds is not None and jax.process_index() == 0:
@@ -178,10 +260,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                       config.eval.top_k, inv_ps)
                     writer.write(step, {f"eval/{k}": v for k, v in scores.items()})
                 interval_t0, interval_steps = time.perf_counter(), 0
+                if stop:
+                    raise Interrupted(preemption.signum, step)
             else:
                 progress.update(step, None)
         if previous is not None:
             _check_finite(previous[0], _to_float(previous[1]), last_good)
+        if preemption.signum is not None:  # after the last step's checkpoint: the rerun only evaluates
+            raise Interrupted(preemption.signum, steps)
     finally:
         progress.close()
         writer.close()
@@ -217,6 +303,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "workdir": os.path.abspath(workdir),
     }
     _write_json(os.path.join(outdir, "results.json"), results)
+    if primary:
+        workdir_lib.write_status(workdir, "finished", step=steps)
     return results
 
 
@@ -231,4 +319,4 @@ def results_table(results: dict[str, Any]) -> str:
     return "\n".join([head, rule, row])
 
 
-__all__ = ["train_and_evaluate", "results_table", "NonFiniteLossError"]
+__all__ = ["train_and_evaluate", "results_table", "NonFiniteLossError", "Interrupted"]

@@ -12,14 +12,50 @@ from absl import logging
 from xcs.core.errors import UserError
 
 
-class MetricWriter:
-    """One JSON line per logged step in metrics.jsonl, and the same scalars as TensorBoard events."""
+def truncate_metrics(path: str, last_step: int) -> int:
+    """Keeps the lines of metrics.jsonl up to `last_step` (the step resumed from); returns how many were dropped.
 
-    def __init__(self, workdir: str):
+    A run killed after its last checkpoint logged steps it will train again; without this they would
+    be in the file twice. A partial last line (killed while writing) is dropped too.
+    """
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= last_step:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if len(kept) != len(lines):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(kept)
+        os.replace(tmp, path)
+    return len(lines) - len(kept)
+
+
+class MetricWriter:
+    """One JSON line per logged step in metrics.jsonl, and the same scalars as TensorBoard events.
+
+    `resume_step`: the step a run resumes from; the lines and events of later steps, logged before the
+    run stopped, are dropped (TensorBoard hides them: purge_step), so each step is logged once.
+    """
+
+    def __init__(self, workdir: str, resume_step: int = 0):
         from tensorboardX import SummaryWriter
 
-        self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-        self.tb = SummaryWriter(logdir=os.path.join(workdir, "tensorboard"))
+        path = os.path.join(workdir, "metrics.jsonl")
+        dropped = truncate_metrics(path, resume_step)
+        if dropped:
+            logging.info("metrics.jsonl: %d lines after step %d dropped (they are logged again)", dropped, resume_step)
+        self.jsonl = open(path, "a")
+        tb_dir = os.path.join(workdir, "tensorboard")
+        purge = resume_step + 1 if os.path.isdir(tb_dir) else None
+        self.tb = SummaryWriter(logdir=tb_dir, purge_step=purge)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         self.jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
