@@ -144,7 +144,7 @@ WITH_RUNS = sorted(d for d in os.listdir(COMMITTED) if os.path.isdir(os.path.joi
 def test_committed_tables_regenerate_from_their_run_summaries(name, tmp_path, monkeypatch):
     """Each committed table with its runs under experiments/results/NAME/runs comes out the same from them
     (the command its table.json records as `source`), and the runs are named as a sweep names them today."""
-    from xcs.sweep import run_name
+    from xcs.sweep import plan, run_name
 
     monkeypatch.chdir(ROOT)  # the table.json records its source as given, relative to the repository
     directory = os.path.join(COMMITTED, name)
@@ -159,3 +159,5 @@ def test_committed_tables_regenerate_from_their_run_summaries(name, tmp_path, mo
         index = json.load(f)
     assert sorted(index) == sorted(d for d in os.listdir(runs) if os.path.isdir(os.path.join(runs, d)))
     assert all(run_name(overrides) == name for name, overrides in index.items())
+    # today's sweep of that table plans these very folders: copied into its workdir, they are skipped
+    assert set(index) <= {run.name for run in plan(source, str(tmp_path / "sweep"))}
