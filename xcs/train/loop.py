@@ -24,6 +24,7 @@ from xcs.registry import build_model, head_test_metrics, head_update, periodic_a
 from xcs.system import machine_info, peak_rss_mb
 from xcs.train import knn
 from xcs.train import workdir as workdir_lib
+from xcs.train.artifacts import save_for_prediction
 from xcs.train.async_step import make_step, wrap_optimizer
 from xcs.train.checkpoint import Checkpointer, record_train_seconds, train_seconds_at
 from xcs.train.evaluate import evaluate
@@ -122,6 +123,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
         # process's shards); the other files are process 0's, the rest write theirs under process_<i>/.
         outdir = workdir if primary else os.path.join(workdir, f"process_{jax.process_index()}")
         os.makedirs(outdir, exist_ok=True)
+        save_for_prediction(data, outdir)  # data.json, label names, tf-idf vectorizer: what xcs.predict reads
         with Preemption() as preemption:
             try:
                 return _train(config, workdir, outdir, data, t_start, preemption)
@@ -311,11 +313,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
 def results_table(results: dict[str, Any]) -> str:
     """The console summary of a run: the headline metrics, time and memory."""
     t = results["test"]
-    cols = [("P@1", t["P@1"]), ("P@3", t["P@3"]), ("P@5", t["P@5"]), ("nDCG@5", t["nDCG@5"]),
-            ("PSP@5", t["PSP@5"]), ("train s", results["train_seconds"]), ("peak MB", results["peak_rss_mb"])]
+    k = max(int(name.split("@")[1]) for name in t if name.startswith("P@"))  # config.eval.top_k
+    metrics = [(name, f"{t[name]:.2f}") for name in ("P@1", "P@3", f"P@{k}", f"nDCG@{k}", f"PSP@{k}") if name in t]
+    cols = list(dict(metrics).items()) + [("train s", f"{results['train_seconds']:.1f}"),
+                                          ("peak MB", f"{results['peak_rss_mb']:.1f}")]
     head = "| " + " | ".join(name for name, _ in cols) + " |"
     rule = "|" + "|".join("---" for _ in cols) + "|"
-    row = "| " + " | ".join(f"{v:.2f}" if i < 5 else f"{v:.1f}" for i, (_, v) in enumerate(cols)) + " |"
+    row = "| " + " | ".join(value for _, value in cols) + " |"
     return "\n".join([head, rule, row])
 
 
