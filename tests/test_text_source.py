@@ -139,6 +139,11 @@ def test_held_out_split_fits_on_the_kept_rows_only(tmp_path):
 
 def test_bad_texts_and_label_names_directories(tmp_path):
     d = write_dir(tmp_path / "d")
+    for key, value in (("tfidf_min_df", 0), ("tfidf_max_features", -1)):
+        with pytest.raises(UserError, match=f"config.data.text.{key}={value}: must be"):
+            load_dataset(data_config(d, **{f"text_{key}": value}), 0)
+    with pytest.raises(UserError, match="no token occurs in 9 or more training texts"):
+        load_dataset(data_config(d, text_tfidf_min_df=9), 0)
     with open(d / "test_labels.txt", "a") as f:
         f.write("extra\n")
     with pytest.raises(DataFormatError, match="test_labels.txt: 3 lines .* test_texts.txt has 2"):

@@ -49,6 +49,11 @@ def check_config(text: ml_collections.ConfigDict) -> None:
     embedding_layers(text)
     if text.embed_batch_size < 1:
         raise UserError(f"config.data.text.embed_batch_size={text.embed_batch_size}: must be >= 1")
+    if text.tfidf_min_df < 1:
+        raise UserError(f"config.data.text.tfidf_min_df={text.tfidf_min_df}: must be >= 1 (training texts a token "
+                        "must occur in)")
+    if text.tfidf_max_features < 0:
+        raise UserError(f"config.data.text.tfidf_max_features={text.tfidf_max_features}: must be >= 0 (0 = no limit)")
 
 
 def embedding_layers(text: ml_collections.ConfigDict) -> tuple[int, ...] | None:

@@ -147,9 +147,6 @@ def add_tfidf(train: Split, test: Split, text: ml_collections.ConfigDict,
               fit_rows: np.ndarray | None = None) -> tuple[Split, Split, TfidfVectorizer]:
     """Both splits with tf-idf features from a vectorizer fitted on train's texts (rows `fit_rows` only:
     the part that stays training data when a validation part is held out)."""
-    if text.tfidf_min_df < 1 or text.tfidf_max_features < 0:
-        raise UserError(f"config.data.text.tfidf_min_df={text.tfidf_min_df} must be >= 1 and "
-                        f"tfidf_max_features={text.tfidf_max_features} >= 0 (0 = no limit)")
     fit_texts = train.texts if fit_rows is None else train.texts[fit_rows]
     vectorizer = TfidfVectorizer.fit(fit_texts, text.tfidf_min_df, text.tfidf_max_features)
     if not vectorizer.num_features:
