@@ -76,7 +76,7 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
         elif config.source == "xmc_repo":
             from xcs.data import xmc_repo
 
-            train, test = (_split(xmc_repo.load_split(directory, s, cache=config.cache)) for s in ("train", "test"))
+            train, test = (_split(s) for s in xmc_repo.load_splits(directory, cache=config.cache))
             names_dir = directory  # labels.txt beside the files names the labels
         else:
             from xcs.data import tfds_builder

@@ -1,12 +1,15 @@
 """A parsed data file's arrays cached beside it as `<source>.<kind>.xcs-cache.npz`.
 
 The cache is stamped with the reader's format version, the kind of parse and the source's size and
-mtime; a stale or unreadable cache is rebuilt, an unwritable one skipped (caching never fails a run).
+SHA-256 (its content: an edit that keeps the size and the mtime, as `cp -p` or `touch -r` leave it, is
+seen; a `touch` alone rebuilds nothing); a stale or unreadable cache is rebuilt, an unwritable one
+skipped (caching never fails a run). Hashing reads the file once (about 1 s per GB).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import zipfile
@@ -38,7 +41,17 @@ def _cache_path(path: str, kind: str) -> str:
 def _stamp(path: str, kind: str, version: int) -> np.ndarray:
     st = os.stat(path)  # FileNotFoundError names the path
     kinds = ("single", "sparse", "labels")
-    return np.array([version, kinds.index(kind), st.st_size, st.st_mtime_ns], np.int64)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return np.concatenate([np.array([version, kinds.index(kind), st.st_size], np.int64),
+                           np.frombuffer(digest.digest(), np.int64)])
+
+
+def _signature(path: str) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def cached(path: str, kind: str, version: int, build: Callable[[], dict[str, np.ndarray]],
@@ -46,12 +59,13 @@ def cached(path: str, kind: str, version: int, build: Callable[[], dict[str, np.
     """`build()`'s arrays, from `<path>.<kind>.xcs-cache.npz` when its stamp matches the source.
 
     `version` is the reader's format version: bumping it invalidates every cache. A caller may pass
-    its own `stamp` (int64 array, e.g. a content hash with its settings) instead of (kind, size, mtime).
-    The stamp (format version, kind, size, mtime) is taken before the source is read, so a source
-    that changes while it is parsed leaves a stale stamp and is parsed again next time. A cache
+    its own `stamp` (int64 array, e.g. a content hash with its settings) instead of (kind, size, SHA-256).
+    The stamp is taken before the source is parsed; a source that changes while it is parsed (its size,
+    mtime or inode differ after) is not cached, so the next run parses it again. A cache
     that cannot be read is rebuilt; one that cannot be written (read-only directory, full disk) is
     skipped: caching is an optimisation, never a reason to fail.
     """
+    before = _signature(path)  # FileNotFoundError names the path
     stamp = _stamp(path, kind, version) if stamp is None else np.concatenate([[version], np.asarray(stamp, np.int64)])
     cache_file = _cache_path(path, kind)
     unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # missing or corrupt: rebuild
@@ -59,6 +73,8 @@ def cached(path: str, kind: str, version: int, build: Callable[[], dict[str, np.
         if _STAMP in z.files and np.array_equal(z[_STAMP], stamp):
             return {k: z[k] for k in z.files if k != _STAMP}
     arrays = build()
+    if _signature(path) != before:  # changed while it was read: these arrays may mix two versions
+        return arrays
     tmp = None
     with contextlib.suppress(OSError):  # not writable (read-only directory, full disk): no cache
         try:

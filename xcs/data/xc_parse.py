@@ -9,6 +9,7 @@ Both paths give identical results on good input (tested). The readers are in xcs
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -59,11 +60,23 @@ def read_body(path: str, names: tuple[str, ...]) -> tuple[tuple[int, ...], bytes
         end = int(newlines[n - 1]) + 1 if n else 0
         extra = body[end:]
         if extra.strip():
+            blank = _first_blank_line(body[:end])
+            if blank is not None:  # most likely the cause: name it rather than the last line
+                raise DataFormatError(path, blank + 2, None, f"blank line inside the data: the header declares {n} "
+                                      "rows and the file has more lines (remove the blank line, or fix the header)")
             k = extra[: len(extra) - len(extra.lstrip())].count(b"\n")  # blank lines before it
             raise DataFormatError(path, n + 2 + k, _tok(extra.split()[0]),
                                   f"header declares {n} rows but the file has more lines")
         body, newlines = body[:end], newlines[:n]
     return values, body, newlines
+
+
+def _first_blank_line(body: bytes) -> int | None:
+    """0-based index of the first line of `body` holding only whitespace, or None."""
+    if re.match(rb"[ \t\v\f]*\n", body):
+        return 0
+    match = re.search(rb"\n[ \t\v\f]*\n", body)
+    return None if match is None else body.count(b"\n", 0, match.start()) + 1
 
 
 def _tok(token: bytes, limit: int = 60) -> str:

@@ -11,7 +11,10 @@ Parsing (vectorised, with a line-by-line fallback that names the bad line and to
 xcs.data.xc_parse.
 
 Parsed arrays are cached beside the source as `<source>.<kind>.xcs-cache.npz`, stamped with the
-source's size, mtime and `_FORMAT_VERSION`; a stale stamp rebuilds the cache.
+source's size, SHA-256 and `_FORMAT_VERSION`; a stale stamp rebuilds the cache.
+
+`load_splits` reads train and test and refuses files of one data set that disagree (feature or
+label counts, feature dimension), naming both files and the header line.
 """
 
 from __future__ import annotations
@@ -159,6 +162,37 @@ def load_split(directory: str, split: str, cache: bool = True, format: str | Non
         return read_split_files(paths[0], paths[1], cache)
     return read_dense(paths[0], paths[1], cache)
 
+
+
+def load_splits(directory: str, cache: bool = True, format: str | None = None
+                ) -> tuple[tuple[CSR | np.ndarray, CSR], tuple[CSR | np.ndarray, CSR]]:
+    """(train, test) of `directory`, each (features, labels) as `load_split` returns them.
+
+    The two splits must declare the same number of features and of labels (a test file that
+    declares more labels than the training file could only fail later, in the metrics).
+    """
+    found = {s: find_split_files(directory, s, format) for s in ("train", "test")}
+    train, test = (load_split(directory, s, cache, format) for s in ("train", "test"))
+
+    def cols(x: CSR | np.ndarray) -> int:
+        return x.shape[1] if isinstance(x, np.ndarray) else x.num_cols
+
+    (train_x_path, train_y_path), (test_x_path, test_y_path) = (
+        (p["paths"][0], p["paths"][-1]) for p in (found["train"], found["test"]))
+    checks = [("features", cols(train[0]), cols(test[0]), train_x_path, test_x_path),
+              ("labels", train[1].num_cols, test[1].num_cols, train_y_path, test_y_path)]
+    for split, (x, _), paths in (("train", train, found["train"]), ("test", test, found["test"])):
+        rows = x.shape[0] if isinstance(x, np.ndarray) else x.num_rows
+        if rows == 0:
+            path = paths["paths"][0]
+            raise DataFormatError(path, None if path.endswith(".npy") else 1, "0",
+                                  f"header declares 0 rows: the {split} split of a data set needs points")
+    for what, a, b, path_a, path_b in checks:
+        if a != b:
+            line = None if path_b.endswith(".npy") else 1
+            raise DataFormatError(path_b, line, str(b), f"declares {b} {what} but {path_a} declares {a}: the "
+                                  "files of one data set must agree")
+    return train, test
 
 
 def _read_matrix(path: str, cache: bool, as_labels: bool) -> CSR:
