@@ -26,6 +26,7 @@ import flax.serialization
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from xcs.auxiliary.objective import AUX_COLLECTION
 from xcs.core.errors import MissingInputError, UserError
@@ -162,7 +163,7 @@ class Predictor:
 
         abstract = jax.eval_shape(init, jax.random.PRNGKey(0), example)
         self.variables = _fit(abstract, collections, source)
-        recorder = _Recorder(example)
+        recorder = _Recorder({key: jax.numpy.asarray(value) for key, value in example.items()})
         jax.eval_shape(lambda v: self.model.apply(v, recorder, False), abstract)
         self.reads = frozenset(recorder.read)  # the batch keys the encoder reads
         self._memory = memory
@@ -365,9 +366,7 @@ def _load_workdir(workdir: str) -> Predictor:
         raise UserError(f"{workdir}: no checkpoints/ (the run has not saved a checkpoint yet)")
     checkpointer = Checkpointer(checkpoints, max(1, int(config.train.keep_checkpoints)))
     try:
-        step = checkpointer.latest_step()
-        if step is None:
-            raise UserError(f"{checkpoints}: no checkpoint (the run has not saved one yet)")
+        step = _newest_intact(checkpointer, checkpoints)
         state = checkpointer.restore(step, None)  # plain dicts, as saved; fitted to the model below
     finally:
         checkpointer.close()
@@ -385,6 +384,20 @@ def _load_workdir(workdir: str) -> Predictor:
     elif names is None and config.data.source == "xmc_repo" and os.path.isdir(data_dir(config.data)):
         names = text_source.read_label_names(data_dir(config.data), int(info["num_labels"]))  # labels.txt
     return Predictor(config, info, collections, names, vectorizer, memory, source=workdir, step=step)
+
+
+def _newest_intact(checkpointer: Checkpointer, checkpoints: str) -> int:
+    """The newest checkpoint whose files match their recorded digests (a damaged one is skipped, left in place)."""
+    steps = sorted(checkpointer.manager.all_steps(), reverse=True)
+    if not steps:
+        raise UserError(f"{checkpoints}: no checkpoint (the run has not saved one yet)")
+    for step in steps:
+        problem = checkpointer.verify(step)
+        if problem is None:
+            return step
+        logging.warning("checkpoint %s is damaged or partial (%s): trying an older one",
+                        os.path.join(checkpoints, str(step)), problem)
+    raise UserError(f"{checkpoints}: no intact checkpoint (each is damaged or partial)")
 
 
 def _load_export(directory: str) -> Predictor:
