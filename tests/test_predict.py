@@ -239,3 +239,16 @@ def test_texts_in_label_names_out(tmp_path, capsys):
     assert len(rows_out) == len(truth) and all(r[3].startswith("topic") for r in rows_out)
     p_at_1 = 100.0 * np.mean([r[3] in truth[int(r[0])] for r in rows_out])
     assert p_at_1 == pytest.approx(results["test"]["P@1"], abs=1e-9)
+
+
+def test_docs_predict_example_runs(xc_run, tmp_path, monkeypatch):
+    """docs/predict.md's Python example, as written, on a smoke run at runs/smoke."""
+    workdir, _ = xc_run
+    with open(os.path.join(ROOT, "docs", "predict.md")) as f:
+        blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+    assert blocks
+    (tmp_path / "runs").mkdir()
+    os.symlink(workdir, tmp_path / "runs" / "smoke")
+    monkeypatch.chdir(tmp_path)
+    exec(compile("\n".join(blocks), "docs/predict.md", "exec"), {"__name__": "docs_predict"})
+    assert (tmp_path / "models" / "smoke" / "xcs-export.json").is_file()
