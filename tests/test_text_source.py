@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 
@@ -21,7 +20,8 @@ from xcs.data.dataset import load_dataset, validation_rows
 from xcs.data.errors import DataFormatError
 from xcs.data.tfidf import TfidfVectorizer
 
-WORDS = ["Apple", "pie", "sky", "blue", "a", "x1", "grass", "green", "ÄPFEL", "rain", "2024", "of", "the"]
+WORDS = ["Apple", "pie", "sky", "blue", "a", "x1", "grass", "green", "ÄPFEL", "rain", "2024", "of", "the", "東京",
+         "snake_case", "Straße", "é"]
 
 
 def random_texts(rng, n):
@@ -30,11 +30,13 @@ def random_texts(rng, n):
 
 
 def tfidf_by_definition(fit_texts, texts, min_df, max_features):
-    """Dense [len(texts), F] float64 from the definition: lower-case [a-z0-9]+ tokens of >= 2 characters,
+    """Dense [len(texts), F] float64 from the definition: lower-case runs of letters and digits (isalnum) of >= 2
+    characters,
     vocabulary by train df (>= min_df, the max_features most frequent, ties by token), idf = ln((1+N)/(1+df))+1,
     tf = 1 + ln(count), rows L2-normalised."""
     def tokens(t):
-        return [w for w in re.findall("[a-z0-9]+", t.lower()) if len(w) >= 2]
+        words = "".join(c if c.isalnum() else " " for c in t.lower()).split()
+        return [w for w in words if len(w) >= 2]
 
     fit_tokens = [tokens(t) for t in fit_texts]
     vocab = sorted({w for ts in fit_tokens for w in ts})

@@ -3,8 +3,9 @@
 The recipe (what the Extreme Classification Repository's bag-of-words sets and
 `python -m xcs.data.build` use):
 
-- tokens: the text lower-cased, split on every character outside `[a-z0-9]`, tokens of >= 2
-  characters kept (no stemming, no stop words: the idf down-weights function words);
+- tokens: the text lower-cased, split on every character that is not a letter or a digit
+  (`str.isalnum`; on ASCII text exactly `[a-z0-9]+`, and words of other scripts stay whole), tokens
+  of >= 2 characters kept (no stemming, no stop words: the idf down-weights function words);
 - vocabulary: tokens in >= `min_df` training texts, the `max_features` of highest document
   frequency (ties by token); feature ids by decreasing document frequency, then token;
 - idf = ln((1 + N) / (1 + df)) + 1 (smooth idf; N training texts);
@@ -34,7 +35,7 @@ import numpy as np
 from xcs.data.errors import DataFormatError
 from xcs.data.sparse import CSR
 
-TOKEN_PATTERN = "[a-z0-9]+"
+TOKEN_PATTERN = r"[^\W_]+"  # letters and digits (str.isalnum): [a-z0-9]+ on lower-cased ASCII
 MIN_TOKEN_LEN = 2
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 _FORMAT = "xcs-tfidf"
@@ -42,7 +43,7 @@ _VERSION = 1
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case `text`, split on every character outside [a-z0-9], keep tokens of >= 2 characters."""
+    """Lower-case `text`, split on every character that is not a letter or digit, keep tokens of >= 2 characters."""
     return [t for t in _TOKEN_RE.findall(text.lower()) if len(t) >= MIN_TOKEN_LEN]
 
 
