@@ -7,7 +7,7 @@
 Data sets (one module per source under xcs/data/builders/):
 
   wordnet_hypernyms  synset text -> its parents and grandparents (~2 labels a point, long tail)
-  wordnet_closure    synset text -> all its ancestors (~8 labels a point, a head label on 87 %)
+  wordnet_closure    synset text -> all its ancestors (~8 labels a point, one head label on 86 %)
 
 Every build is deterministic. `--out` defaults to $XCS_DATA_DIR/NAME (XCS_DATA_DIR default ./data),
 where `--config=configs/xmc.py:data=NAME` reads it. `--format=xc` (default) writes train.txt /

@@ -13,7 +13,7 @@ e.g. `canine.n.02083346`.
 - `wordnet_hypernyms` (depth 2): parents and grandparents, ~2 labels a point, a long tail
   (75 % of the labels have <= 5 training points);
 - `wordnet_closure` (depth 0): every ancestor, ~8 labels a point with a dominant head label
-  (`entity.n.00001740` is a label of 87 % of the points), the same 20,472 labels.
+  (`entity.n.00001740` is a label of 86 % of the training points), the same 20,472 labels.
 
 The data file format (WordNet's wndb(5)): one synset per line,
 `offset lex_filenum ss_type w_cnt(hex) [word lex_id]... p_cnt [symbol offset pos source/target]...
