@@ -71,8 +71,7 @@ def _define_flags() -> dict[str, Any]:
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Refuses settings this trainer does not implement, naming the key."""
-    validate(config)
+    """Refuses settings this trainer does not implement, naming the key (its own rules first, then validate's)."""
     if config.data.source != "kronecker":
         raise ValueError(f"config.data.source={config.data.source!r}: the paper's network needs 'kronecker'")
     if config.data.kronecker.task != "regression" and not config.data.kronecker.from_files:
@@ -95,8 +94,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                              f"(needs {want!r}; use configs/kronecker.py:paper)")
     if train.steps <= 0:
         raise ValueError(f"config.train.steps={train.steps}: the paper's trainer needs a step count > 0")
-    if train.batch_size < 1 or config.model.encoder.width < 1:
-        raise ValueError("config.train.batch_size and config.model.encoder.width must be >= 1")
+    validate(config)
 
 
 def load_regression(config: ml_collections.ConfigDict) -> tuple[list[jax.Array], jax.Array, list[jax.Array], jax.Array]:

@@ -20,6 +20,7 @@ from xcs.registry import build_model
 from xcs.train.async_step import make_step, wrap_optimizer
 from xcs.train.optim import make_optimizer
 from xcs.train.state import create_state
+from xcs.validate import validate
 
 STEPS = 12
 
@@ -108,10 +109,10 @@ def test_async_step_is_deterministic_and_refuses_bad_config():
     config = setup[0]
     config.async_.delay = "poisson"
     with pytest.raises(ValueError, match="config.async_.delay"):
-        wrap_optimizer(config, setup[3])
+        validate(config)
     config.async_.delay, config.train.mode = "fixed", "asynchronous"
     with pytest.raises(ValueError, match="config.train.mode"):
-        wrap_optimizer(config, setup[3])
+        validate(config)
 
 
 def test_kronecker_async_smoke_through_launch(tmp_path):

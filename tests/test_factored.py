@@ -21,6 +21,7 @@ from xcs.spherical_losses import SPHERICAL_LOSSES
 from xcs.train import loop
 from xcs.train.optim import make_optimizer
 from xcs.train.state import create_state, make_train_step
+from xcs.validate import validate
 
 D, DIM, K = 2000, 16, 3
 
@@ -332,7 +333,7 @@ def test_factored_head_refuses_what_it_cannot_train(key, value, match):
         parent = parent[part]
     parent[name] = value
     with pytest.raises(ValueError, match=match):
-        build_model(config, 10, 20)
+        validate(config)
 
 
 def test_table_sweep_covers_both_data_sets_and_labels_rows_by_data():

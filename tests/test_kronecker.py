@@ -248,16 +248,17 @@ def test_paper_trainer_refuses_what_it_does_not_implement(key, value, match):
 
 def test_kronecker_source_and_encoder_go_together():
     from configs import kronecker as kconfig
-    from xcs.registry import build_model
+    from xcs.validate import validate
 
     config = kconfig.get_config("smoke")
     config.model.encoder.name = "bag"
-    with pytest.raises(ValueError, match="config.model.encoder.name='bag' with config.data.source='kronecker'"):
-        build_model(config, 64, 10)
+    with pytest.raises(ValueError, match="config.model.encoder.name='bag': data.source='kronecker' is read by the "
+                       "kronecker encoder only"):
+        validate(config)
     config = default.get_config()
     config.model.encoder.name = "kronecker"
-    with pytest.raises(ValueError, match="config.model.encoder.name='kronecker'"):
-        build_model(config, 64, 10)
+    with pytest.raises(ValueError, match="config.data.source='synthetic': the kronecker encoder reads kronecker"):
+        validate(config)
 
 
 def test_benchmark_quick(tmp_path):
