@@ -104,16 +104,17 @@ def _sparse_head_and_variables(num_labels=40, d=16, block_mb=0.0005, save_logits
     return head, variables, h
 
 
+@pytest.mark.parametrize("loss_name", ["softmax", "softmax_pal"])
 @pytest.mark.parametrize("save_logits_mb", [0.0, 1024.0])
-def test_sparse_head_chunked_softmax_loss_equals_the_full_logits_loss(save_logits_mb):
-    """The softmax loss of the fan-in head (chunked: log partition + positives, logits recomputed or
-    kept) and its gradients equal the same loss on the full logits, with padded positives and a point
+def test_sparse_head_chunked_softmax_loss_equals_the_full_logits_loss(save_logits_mb, loss_name):
+    """The softmax losses of the fan-in head (chunked: log partition + positives, logits recomputed or
+    kept) and their gradients equal the same loss on the full logits, with padded positives and a point
     without any."""
     head, variables, h = _sparse_head_and_variables(save_logits_mb=save_logits_mb)
     rng = np.random.default_rng(0)
     label_idx = jnp.asarray(rng.integers(0, 40, (7, 3)), jnp.int32)
     label_mask = jnp.asarray(rng.random((7, 3)) < 0.7).at[0].set(False).at[1].set(True)
-    softmax = get_loss("softmax")
+    softmax = get_loss(loss_name)
 
     def loss(params, h, loss_fn):
         return head.apply({**variables, "params": params}, h, label_idx, label_mask, loss_fn, method="loss")

@@ -25,7 +25,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from xcs.core.errors import UserError
-from xcs.losses import LOSSES, LossFn
+from xcs.losses import LOSSES, LossFn, one_vs_all_from_parts, ova_offset, softmax_pal_from_parts
 from xcs.nn.topk import chunked_topk
 from xcs.parallel.mesh import DATA, MODEL
 from xcs.spherical_losses import SPHERICAL_LOSSES, SphericalLoss
@@ -40,15 +40,28 @@ def _label_sum(x: jax.Array) -> jax.Array:
     return lax.psum(x.sum(-1), MODEL)
 
 
-def _softmax(z: jax.Array, pos: jax.Array, mask: jax.Array, num_labels: int) -> jax.Array:
+def _log_partition(z: jax.Array) -> jax.Array:
+    """logsumexp over the labels of all shards: [b, L/n] -> [b]."""
     shift = lax.pmax(lax.stop_gradient(z.max(-1)), MODEL)
-    lse = shift + jnp.log(_label_sum(jnp.exp(z - shift[:, None])))
+    return shift + jnp.log(_label_sum(jnp.exp(z - shift[:, None])))
+
+
+def _softmax(z: jax.Array, pos: jax.Array, mask: jax.Array, num_labels: int) -> jax.Array:
+    lse = _log_partition(z)
     num_pos = mask.sum(-1)
     return jnp.where(num_pos > 0, lse - pos.sum(-1) / jnp.maximum(num_pos, 1), 0.0)
 
 
+def _softmax_pal(z: jax.Array, pos: jax.Array, mask: jax.Array, num_labels: int) -> jax.Array:
+    return softmax_pal_from_parts(_log_partition(z), pos, mask)
+
+
 def _bce(z: jax.Array, pos: jax.Array, mask: jax.Array, num_labels: int) -> jax.Array:
     return _label_sum(jax.nn.softplus(z)) - pos.sum(-1)
+
+
+def _ova(z: jax.Array, pos: jax.Array, mask: jax.Array, num_labels: int) -> jax.Array:
+    return one_vs_all_from_parts(_label_sum(jax.nn.softplus(z - ova_offset(num_labels))), pos, mask, num_labels)
 
 
 def _squared_hinge(z: jax.Array, pos: jax.Array, mask: jax.Array, num_labels: int) -> jax.Array:
@@ -64,7 +77,7 @@ def _spherical(fn: SphericalLoss) -> ShardedLoss:
 
 
 SHARDED_LOSSES: dict[str, ShardedLoss] = {
-    "softmax": _softmax, "bce": _bce, "squared_hinge": _squared_hinge,
+    "softmax": _softmax, "softmax_pal": _softmax_pal, "bce": _bce, "ova": _ova, "squared_hinge": _squared_hinge,
     **{name: _spherical(fn) for name, fn in SPHERICAL_LOSSES.items()},
 }
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from xcs.core.errors import UserError
-from xcs.losses import LossFn, softmax_cross_entropy, softmax_cross_entropy_from_parts
+from xcs.losses import FROM_LOG_PARTITION, LossFn
 from xcs.nn.topk import chunked_topk
 from xcs.sparsity.fanin import (
     chunk_scorer,
@@ -74,12 +74,12 @@ class FanInHead(nn.Module):
             self.sow(INTERMEDIATES, "inputs", h)
         if self.has_variable(PERTURBATIONS, "logits"):  # RigL's scores need dloss/dlogits: the [B, L] path
             return loss_fn(self.logits(h) + self.get_variable(PERTURBATIONS, "logits"), label_idx, label_mask)
-        if loss_fn is softmax_cross_entropy and self.kernel == "block":
+        if loss_fn in FROM_LOG_PARTITION and self.kernel == "block":  # softmax, softmax_pal
             # The chunked path: log partition and positives' logits, never the [B, L] gradient of
             # the logits (fanin_logsumexp); the logits themselves are kept for the backward pass
             # while they fit in save_logits_mb (one matmul per chunk less), else recomputed.
             save = h.shape[0] * self.num_labels * 4 <= self.save_logits_mb * 2**20
-            return softmax_cross_entropy_from_parts(
+            return FROM_LOG_PARTITION[loss_fn](
                 fanin_logsumexp(h, self.weight, self._bias(), self.indices.value, self._chunk(h.shape[0]), save),
                 self.label_logits(h, label_idx), label_mask)
         return loss_fn(self.logits(h), label_idx, label_mask)
