@@ -131,6 +131,10 @@ def test_python_api_and_export_reproduce_predictions_txt(xc_run, tmp_path):
     ids2, scores2 = predictor.predict([(j.tolist(), v.tolist()) for j, v in rows], k=10)
     np.testing.assert_array_equal(ids2, ids)
     np.testing.assert_array_equal(scores2, scores)
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    matrix = scipy_sparse.csr_matrix((test.features.values, test.features.indices, test.features.indptr),
+                                     shape=(test.num_points, test.features.num_cols))
+    np.testing.assert_array_equal(predictor.predict(matrix[::-1])[0], ids[::-1])  # any batch split, same result
     # The export is read without the data or the checkpoints.
     export = tmp_path / "model"
     code = subprocess.run([sys.executable, "-m", "xcs.predict", "export", f"--workdir={workdir}", f"--out={export}"],

@@ -226,7 +226,7 @@ def to_split(predictor: Predictor, inputs: Any, name: str = "input") -> Split:
                              name)
     if isinstance(inputs, str):
         raise UserError(f"{name}: a single string; give a list of texts (one per point)")
-    if isinstance(inputs, np.ndarray) and inputs.dtype != object:
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "biuf":
         if inputs.ndim != 2 or inputs.shape[0] == 0:
             raise UserError(f"{name}: a dense array must be [points, dim] with at least one point, not "
                             f"{list(inputs.shape)}")
@@ -234,6 +234,6 @@ def to_split(predictor: Predictor, inputs: Any, name: str = "input") -> Split:
     rows = list(inputs)
     if not rows:
         raise UserError(f"{name}: no points")
-    if all(isinstance(r, str) for r in rows):
+    if all(isinstance(r, str | np.str_) for r in rows):
         return texts_split(predictor, np.array(rows, dtype=object), name)
     return _sparse_split(predictor, rows_to_csr(rows, predictor.num_features, name), name)

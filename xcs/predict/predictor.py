@@ -33,7 +33,7 @@ from xcs.core.errors import MissingInputError, UserError
 from xcs.data import text_source
 from xcs.data.batching import Batcher, eval_batches
 from xcs.data.sparse import CSR
-from xcs.data.split import Split, data_dir
+from xcs.data.split import Dataset, Split, data_dir
 from xcs.data.texts import Tokens
 from xcs.data.tfidf import TfidfVectorizer
 from xcs.losses import get_loss
@@ -140,7 +140,8 @@ class Predictor:
 
     def __init__(self, config: ml_collections.ConfigDict, info: dict[str, Any], collections: dict[str, Any],
                  label_names: tuple[str, ...] | None = None, vectorizer: TfidfVectorizer | None = None,
-                 memory: knn.Memory | None = None, source: str = "", step: int | None = None):
+                 memory: knn.Memory | None = None, source: str = "", step: int | None = None,
+                 data: Dataset | None = None):
         """`collections`: the Flax variables (params and the other collections) of the prediction model (the
         head without the auxiliary objective: `inner_head_variables`), possibly as plain dicts; they are
         checked against the model's."""
@@ -167,6 +168,7 @@ class Predictor:
         jax.eval_shape(lambda v: self.model.apply(v, recorder, False), abstract)
         self.reads = frozenset(recorder.read)  # the batch keys the encoder reads
         self._memory = memory
+        self._data = data  # the data set, when it was loaded already (the kNN memory is built from its train split)
         self._functions: dict[int, Callable] = {}
 
     # -- what the model reads ------------------------------------------------------------------------------
@@ -271,7 +273,7 @@ class Predictor:
             from xcs.data.dataset import load_dataset
 
             config = self.config
-            data = load_dataset(config.data, config.seed)
+            data = self._data or load_dataset(config.data, config.seed)
             batcher = Batcher(data.train, config.data.max_features, config.data.max_labels,
                               config.data.text.length_buckets)
             self._memory = knn.build_memory(self.model, self.variables, batcher, config.eval.batch_size)
@@ -375,7 +377,7 @@ def _load_workdir(workdir: str) -> Predictor:
         collections = inner_head_variables(collections)
     info = artifacts.read_data_info(workdir)
     names, vectorizer = text_source.load_artifacts(workdir)
-    memory = None
+    data = None
     if info is None:  # a workdir from before data.json was kept: the data set tells the same
         from xcs.data.dataset import load_dataset
 
@@ -383,7 +385,7 @@ def _load_workdir(workdir: str) -> Predictor:
         info, names, vectorizer = artifacts.data_info(data), data.label_names, data.vectorizer
     elif names is None and config.data.source == "xmc_repo" and os.path.isdir(data_dir(config.data)):
         names = text_source.read_label_names(data_dir(config.data), int(info["num_labels"]))  # labels.txt
-    return Predictor(config, info, collections, names, vectorizer, memory, source=workdir, step=step)
+    return Predictor(config, info, collections, names, vectorizer, source=workdir, step=step, data=data)
 
 
 def _newest_intact(checkpointer: Checkpointer, checkpoints: str) -> int:
