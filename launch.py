@@ -12,7 +12,10 @@ import sys
 # Config modules import `configs.*` and `xcs.*` from the repository root (without installing xcs).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from xcs.cli import run  # noqa: E402
-
 if __name__ == "__main__":
+    try:
+        from xcs.cli import run
+    except KeyboardInterrupt:  # Ctrl-C while starting: one line, as everywhere else (xcs/cli.py)
+        print("xcs-train: interrupted while starting", file=sys.stderr)
+        sys.exit(130)
     run()

@@ -18,7 +18,7 @@ from configs import xmc
 from tests.conftest import ROOT
 from xcs import sweep
 from xcs.cli import environment_error_line
-from xcs.train import loop, workdir
+from xcs.train import loop, preemption, workdir
 from xcs.train.checkpoint import Checkpointer
 from xcs.train.writers import truncate_metrics
 
@@ -182,6 +182,18 @@ def test_sigterm_saves_the_current_step_and_the_rerun_ends_as_an_uninterrupted_r
     assert resumed["resumed_from_step"] == 17 and resumed["test"] == results(reference)["test"]
     assert losses(wd) == losses(reference)  # every step once, with the same loss
     assert json.load(open(os.path.join(wd, "status.json")))["status"] == "finished"
+
+
+def test_a_signal_before_training_stops_the_run_with_nothing_written(tmp_path):
+    preemption.install()  # as the command line does first
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # noted, not raised
+        with pytest.raises(loop.Interrupted, match="SIGINT before training started") as stop:
+            loop.train_and_evaluate(smoke(), str(tmp_path / "run"))
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert stop.value.exit_status == 130 and not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("at_step", [14, 20])  # between checkpoints; on a checkpoint step

@@ -28,7 +28,6 @@ from ml_collections import config_flags
 
 from xcs import config_files
 from xcs.core.errors import EXIT_USER_ERROR, UserError
-from xcs.validate import validate
 
 _CONFIG = config_flags.DEFINE_config_file("config", config_files.resolve("xmc"),
                                           "Config file or bundled config name, optionally `:variant`.",
@@ -204,7 +203,23 @@ def run(argv: list[str] | None = None) -> None:
 
     A user error (a bad config file, key, value or combination, missing data) ends with one line on
     stderr and exit status 2, before anything is written; a bug keeps its traceback (status 1).
+    SIGTERM/SIGINT while training save a checkpoint and exit 143/130 (xcs/train/preemption.py); Ctrl-C
+    at any other moment is one line and exit 130.
     """
+    from xcs.train import preemption
+
+    preemption.install()  # SIGTERM/SIGINT are noted from here on, never raised as KeyboardInterrupt
+    try:
+        _run(argv)
+    except KeyboardInterrupt:
+        if debugging():
+            raise
+        print("xcs-train: interrupted (Ctrl-C) outside training; nothing of the run was lost: the same command "
+              "resumes it", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+
+
+def _run(argv: list[str] | None) -> None:
     argv = list(sys.argv if argv is None else argv)
     try:
         sys.argv = resolve_config_argv(argv)  # the config flag reads sys.argv itself when it parses
@@ -216,6 +231,8 @@ def run(argv: list[str] | None = None) -> None:
     remaining = parse_flags_or_exit(sys.argv)
     if not _SWEEP.value:
         try:
+            from xcs.validate import validate  # (imports jax: after the flags, so a typo fails fast)
+
             validate(_CONFIG.value)  # before the workdir is written or any data is read
         except UserError as e:
             if debugging():
@@ -233,11 +250,6 @@ def run(argv: list[str] | None = None) -> None:
     except Interrupted as e:  # SIGTERM/SIGINT while training: a checkpoint of the step was saved
         print(f"xcs-train: {e}", file=sys.stderr)
         sys.exit(e.exit_status)
-    except KeyboardInterrupt:  # Ctrl-C before training started (nothing of the run was written yet)
-        if debugging():
-            raise
-        print("xcs-train: interrupted before training started", file=sys.stderr)
-        sys.exit(128 + signal.SIGINT)
     except Exception as e:  # noqa: BLE001 - a full disk or a permission is the user's to fix; the rest is a bug
         line = environment_error_line(e)
         if line is None or debugging():

@@ -29,7 +29,7 @@ from xcs.train.async_step import make_step, wrap_optimizer
 from xcs.train.checkpoint import Checkpointer, record_train_seconds, train_seconds_at
 from xcs.train.evaluate import evaluate
 from xcs.train.optim import make_optimizer
-from xcs.train.preemption import Interrupted, Preemption
+from xcs.train.preemption import Interrupted, Preemption, stop_if_pending
 from xcs.train.sharded import create_sharded_state, shard_predict, shard_train_step
 from xcs.train.state import create_state, make_predict, variables
 from xcs.train.writers import MetricWriter, Progress
@@ -108,6 +108,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
     t_start = time.perf_counter()
 
     data: Dataset = load_dataset(config.data, config.seed)  # a data error stops the run here, nothing written
+    stop_if_pending()  # SIGTERM/SIGINT while the data loaded (the command line notes them): stop, nothing written
     lock = workdir_lib.WorkdirLock(workdir).acquire() if primary else None
     try:
         if primary:
