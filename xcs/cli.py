@@ -172,6 +172,13 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_USER_ERROR)
 
 
+def _a_file_of_the_run() -> str:
+    try:
+        return f"a file in {_WORKDIR.value or os.path.join('runs', 'default')}"
+    except flags.UnparsedFlagAccessError:
+        return "a file of the run"
+
+
 def os_error_line(error: OSError) -> str | None:
     """One line for a failure the user can fix (disk full, no permission, read-only disk), else None (a bug)."""
     reasons = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
@@ -179,7 +186,7 @@ def os_error_line(error: OSError) -> str | None:
                errno.EROFS: "read-only file system"}
     if error.errno not in reasons:
         return None
-    where = error.filename or "(a file of the run)"
+    where = error.filename or _a_file_of_the_run()
     also = f" and {error.filename2}" if error.filename2 else ""
     return f"{where}{also}: {reasons[error.errno]} ({os.strerror(error.errno)})"
 
@@ -194,7 +201,9 @@ def environment_error_line(error: BaseException) -> str | None:
         seen = seen.__cause__ or seen.__context__
     text = " ".join(str(error).split())
     if "No space left on device" in text or "Disk quota exceeded" in text:
-        return f"no space left on the device ({text[:300]})"
+        paths = re.findall(r'"(/[^"]+)"', text)  # tensorstore quotes the file it failed to write
+        where = paths[-1] if paths else _a_file_of_the_run()
+        return f"{where}: no space left on the device"
     return None
 
 
@@ -254,7 +263,13 @@ def _run(argv: list[str] | None) -> None:
         line = environment_error_line(e)
         if line is None or debugging():
             raise
-        fail(line)
+        print(f"xcs-train: error: {line}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Not sys.exit: the checkpoint library's threads and tasks, failed on the same disk, would print
+        # their tracebacks while the interpreter shuts down. The run's own files are closed (and the lock
+        # released) by now.
+        os._exit(EXIT_USER_ERROR)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging as pylogging
 import os
 import shutil
 
@@ -29,9 +30,12 @@ from xcs.train.state import TrainState
 
 @contextlib.contextmanager
 def _quiet():
-    """Orbax logs dozens of INFO lines per save; keep the run's own log readable."""
+    """Orbax logs dozens of INFO lines per save; keep the run's own log readable. Its threads also log each
+    failure with a traceback (a full disk: ~110 lines) before the same error reaches the caller, which
+    reports it (the command line: one line); those show with XCS_DEBUG=1."""
     level = logging.get_verbosity()
-    logging.set_verbosity(min(level, logging.WARNING))  # absl: larger verbosity = chattier
+    debugging = os.environ.get("XCS_DEBUG", "") not in ("", "0")
+    logging.set_verbosity(min(level, logging.WARNING if debugging else logging.FATAL))  # larger = chattier
     try:
         yield
     finally:
@@ -75,6 +79,8 @@ class Checkpointer:
         # Synchronous saves: the train step donates the state's buffers, and a checkpoint that is
         # on disk when save() returns is what "keeps the last good checkpoint" relies on.
         self.directory = os.path.abspath(directory)
+        if os.environ.get("XCS_DEBUG", "") in ("", "0"):  # orbax's failed write tasks, logged again when collected
+            pylogging.getLogger("asyncio").setLevel(pylogging.CRITICAL)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
         with _quiet():
             self.manager = ocp.CheckpointManager(self.directory, options=options)
