@@ -265,6 +265,10 @@ def execute(runs: list[Run], jobs: int = 1, echo: Callable[[str], None] = print,
     if threading.current_thread() is threading.main_thread():
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
+        from xcs.train.preemption import pending
+
+        if pending() is not None:  # came while the sweep was planned (the command line notes signals)
+            raise SweepInterrupted(pending())
         while queue or running:
             while queue and len(running) < jobs:
                 run = queue.pop(0)

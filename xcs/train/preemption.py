@@ -64,6 +64,11 @@ def install() -> None:
             signal.signal(s, _note)
 
 
+def pending() -> int | None:
+    """The first signal noted and not handled yet, or None."""
+    return _pending[0] if _pending else None
+
+
 def stop_if_pending() -> None:
     """Raises Interrupted (step None) if a signal came before training started."""
     if _pending:
