@@ -42,6 +42,7 @@ from xcs.predict import inputs as inputs_lib
 from xcs.registry import build_model
 from xcs.train import artifacts, knn
 from xcs.train.checkpoint import Checkpointer
+from xcs.train.jsonio import write_json
 from xcs.train.state import make_predict
 
 EXPORT_FILE = "xcs-export.json"  # marks an exported model folder
@@ -299,13 +300,13 @@ class Predictor:
             memory = self.memory()
             np.savez(os.path.join(tmp, MEMORY_FILE), embeddings=np.asarray(memory.embeddings),
                      label_idx=np.asarray(memory.label_idx), label_mask=np.asarray(memory.label_mask))
-        _write_json(os.path.join(tmp, CONFIG_FILE), self.config.to_dict())
-        _write_json(os.path.join(tmp, artifacts.DATA_INFO_FILE), self.info)
+        write_json(os.path.join(tmp, CONFIG_FILE), self.config.to_dict())
+        write_json(os.path.join(tmp, artifacts.DATA_INFO_FILE), self.info)
         if self.label_names is not None:
             text_source.LabelMap(self.label_names).save(os.path.join(tmp, text_source.LABEL_NAMES_FILE))
         if self.vectorizer is not None:
             self.vectorizer.save(os.path.join(tmp, text_source.VECTORIZER_FILE))
-        _write_json(os.path.join(tmp, EXPORT_FILE), {
+        write_json(os.path.join(tmp, EXPORT_FILE), {
             "format": _EXPORT_FORMAT, "version": _EXPORT_VERSION, "source": os.path.abspath(self.source),
             "step": self.step, "variables": VARIABLES_FILE, "knn_memory": MEMORY_FILE if self.knn else None,
             "load": "xcs.load(this directory)"})
@@ -336,12 +337,6 @@ def _fit(abstract: Any, restored: dict[str, Any], source: str) -> Any:
             raise UserError(f"{source}: {jax.tree_util.keystr(path)} is saved with shape {tuple(np.shape(b))}, the "
                             f"model of its config has {tuple(a.shape)}")
     return jax.tree.map(lambda a, b: jax.numpy.asarray(b, a.dtype), abstract, variables)
-
-
-def _write_json(path: str, obj: Any) -> None:
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging as pylogging
 import os
 import shutil
@@ -25,6 +24,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from xcs.train.jsonio import read_json_dict, write_json
 from xcs.train.state import TrainState
 
 
@@ -96,21 +96,10 @@ class Checkpointer:
             record = self._digests()
             record = {k: v for k, v in record.items() if k.isdigit() and int(k) in set(self.manager.all_steps())}
             record[str(step)] = file_digests(os.path.join(self.directory, str(step)))
-            _write_json_atomic(os.path.join(self.directory, DIGESTS_FILE), record)
+            write_json(os.path.join(self.directory, DIGESTS_FILE), record)
 
     def _digests(self) -> dict[str, dict[str, str]]:
-        path = os.path.join(self.directory, DIGESTS_FILE)
-        if not os.path.exists(path):
-            return {}
-        try:
-            with open(path) as f:
-                record = json.load(f)
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
-            return record
-        except (OSError, ValueError) as e:
-            logging.warning("%s is unreadable (%s): the checkpoints are restored unverified", path, e)
-            return {}
+        return read_json_dict(os.path.join(self.directory, DIGESTS_FILE), "the checkpoints are restored unverified")
 
     def verify(self, step: int) -> str | None:
         """Why checkpoint `step` cannot be trusted, or None when its files match their recorded digests.
@@ -179,7 +168,7 @@ def record_train_seconds(directory: str, step: int, seconds: float) -> None:
     path = os.path.join(directory, TRAIN_SECONDS_FILE)
     record = _read_record(path)
     record[str(step)] = seconds
-    _write_json_atomic(path, record)
+    write_json(path, record)
 
 
 def train_seconds_at(directory: str, step: int) -> float | None:
@@ -188,21 +177,4 @@ def train_seconds_at(directory: str, step: int) -> float | None:
 
 
 def _read_record(path: str) -> dict[str, float]:
-    if not os.path.exists(path):
-        return {}
-    try:
-        with open(path) as f:
-            record = json.load(f)
-        if not isinstance(record, dict):
-            raise ValueError("not a JSON object")
-        return record
-    except (OSError, ValueError) as e:  # the training time is then counted from the resume on
-        logging.warning("%s is unreadable (%s); it is started afresh", path, e)
-        return {}
-
-
-def _write_json_atomic(path: str, obj: object) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    return read_json_dict(path, "it is started afresh")  # the training time is then counted from the resume on

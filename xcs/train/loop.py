@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import signal
@@ -28,6 +27,7 @@ from xcs.train.artifacts import save_for_prediction
 from xcs.train.async_step import make_step, wrap_optimizer
 from xcs.train.checkpoint import Checkpointer, record_train_seconds, train_seconds_at
 from xcs.train.evaluate import evaluate
+from xcs.train.jsonio import write_json
 from xcs.train.optim import make_optimizer
 from xcs.train.preemption import Interrupted, Preemption, stop_if_pending
 from xcs.train.sharded import create_sharded_state, shard_predict, shard_train_step
@@ -44,14 +44,6 @@ def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
     if config.train.steps > 0:
         return config.train.steps
     return max(1, math.ceil(config.train.epochs * steps_per_epoch))
-
-
-def _write_json(path: str, obj: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def _check_finite(step: int, metrics: dict[str, float], checkpoint_step: int | None) -> None:
@@ -305,7 +297,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
         "machine": machine_info(),
         "workdir": os.path.abspath(workdir),
     }
-    _write_json(os.path.join(outdir, "results.json"), results)
+    write_json(os.path.join(outdir, "results.json"), results)
     if primary:
         workdir_lib.write_status(workdir, "finished", step=steps)
     return results

@@ -33,6 +33,7 @@ from absl import logging
 
 from xcs.config import CONSOLE_ONLY_KEYS, flatten
 from xcs.core.errors import UserError
+from xcs.train.jsonio import write_json
 
 # Keys that cannot change a run's results (its parameters, metrics and predictions): the console, how
 # often metrics.jsonl / TensorBoard get a line or an evaluation, and which steps are checkpointed (a
@@ -51,15 +52,6 @@ OVERWRITE_CHOICES = ("move", "delete")
 
 class WorkdirError(UserError):
     """The workdir holds another config's run, is in use, or cannot be read."""
-
-
-def write_json(path: str, obj: Any) -> None:
-    """Writes `obj` as JSON atomically (a temporary file renamed over `path`)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def _plain(config: dict[str, Any]) -> dict[str, Any]:
