@@ -185,6 +185,9 @@ def test_sigterm_saves_the_current_step_and_the_rerun_ends_as_an_uninterrupted_r
 
 
 def test_a_signal_before_training_stops_the_run_with_nothing_written(tmp_path):
+    # A test run started in the background (nohup, `cmd &` in a script) inherits SIGINT ignored, which install()
+    # rightly keeps ignored: give this process the interactive default first.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     preemption.install()  # as the command line does first
     try:
         os.kill(os.getpid(), signal.SIGINT)  # noted, not raised
