@@ -170,7 +170,8 @@ def get_config() -> ml_collections.ConfigDict:
     )
 
     config.loss = ml_collections.ConfigDict()
-    # softmax (cross-entropy over the positives, per point) | bce | squared_hinge, or of the spherical family
+    # softmax (cross-entropy over the positives, per point) | softmax_pal (one softmax term per positive, unnormalised)
+    # | ova (BCE, logits offset by -log L) | bce | squared_hinge, or of the spherical family
     # (xcs.spherical_losses; the factored head needs one): squared_error | spherical_softmax | taylor_softmax | zloss
     config.loss.name = "softmax"
 
