@@ -83,5 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """Entry point of the `xcs-build-data` console script."""
+    sys.exit(main())
+
+
 if __name__ == "__main__":
     sys.exit(main())
