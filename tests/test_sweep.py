@@ -11,7 +11,7 @@ from configs import default
 from tests.conftest import ROOT
 from xcs import sweep
 
-MODULE = '''
+GET_CONFIG = '''
 from configs import xmc
 
 def get_config(arg=None):
@@ -21,6 +21,9 @@ def get_config(arg=None):
     config.eval.write_predictions = False
     return config
 
+'''
+
+MODULE = GET_CONFIG + '''
 def sweep(add, arg=None):
     for seed in (0, 1):
         add(seed=seed)
@@ -151,16 +154,7 @@ def test_sweep_runs_skips_finished_and_survives_a_failure(tmp_path):
     assert all(os.path.getsize(f) > 1000 for f in pngs)
 
 
-SMALL = '''
-from configs import xmc
-
-def get_config(arg=None):
-    config = xmc.get_config(arg or "smoke")
-    config.train.steps, config.train.log_every, config.train.checkpoint_every = 10, 5, 10
-    config.train.progress = "none"
-    config.eval.write_predictions = False
-    return config
-
+SMALL = GET_CONFIG + '''
 def sweep(add, arg=None):
     add(seed=0)
     add(**{"model.encoder.width": 16, "seed": 0})

@@ -21,7 +21,8 @@ submitit (`--jobs` jobs in the queue at a time; `--launcher_params` go to the ex
 give the same run folders, skipping, records and report. A SLURM job runs this interpreter with these
 paths from this directory, so the nodes must see them (a shared filesystem, as the workdir needs anyway).
 
-The executor (`execute`) only runs commands, so `experiments/peers.py` uses it too.
+The executor (`execute`) only runs commands, so `experiments/peers.py` uses it too; how a command is
+started, polled and stopped on each launcher is xcs/launchers.py.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -45,11 +45,11 @@ from typing import Any
 import ml_collections
 from ml_collections.config_flags import config_path
 
+from xcs import launchers
 from xcs.config import flatten
+from xcs.launchers import LAUNCHERS, parse_launcher_params
 from xcs.train.workdir import RESULT_NEUTRAL_KEYS
 
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the directory holding xcs/
-LAUNCHERS = ("local", "slurm", "submitit_local")
 MAX_SLUG = 56  # the readable part of a run name; a hash of all its overrides follows
 INDEX = "index.json"  # in a sweep's workdir: every run name -> its overrides
 
@@ -252,8 +252,7 @@ def execute(runs: list[Run], jobs: int = 1, echo: Callable[[str], None] = print,
             echo(f"[skip] {run.name}: finished before ({run.workdir}/results.json)")
         else:
             queue.append(run)
-    start = _local_start if launcher == "local" else _submitit_starter(
-        launcher, launcher_params or {}, submitit_folder or os.path.join("runs", "submitit"))
+    start = launchers.starter(launcher, launcher_params or {}, submitit_folder or os.path.join("runs", "submitit"))
     running: list[tuple[Run, Any, float]] = []
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -276,7 +275,7 @@ def execute(runs: list[Run], jobs: int = 1, echo: Callable[[str], None] = print,
                 with open(run.log, "a") as log:
                     log.write(f"$ {run.shell()}\n")
                 echo(f"[start] {run.name}: {run.shell()}")
-                running.append((run, start(run), time.perf_counter()))
+                running.append((run, start(run.command, run.log), time.perf_counter()))
             time.sleep(poll_s)
             for item in list(running):
                 run, handle, t0 = item
@@ -309,100 +308,6 @@ class SweepInterrupted(Exception):
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(f"sweep interrupted by {signal.Signals(signum).name}")
-
-
-def _env() -> dict[str, str]:
-    """This environment with xcs importable (PACKAGE_ROOT first on PYTHONPATH), for `python -m xcs.cli`."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-    return env
-
-
-class _Local:
-    """A run as a subprocess here, its output appended to its launch.log."""
-
-    def __init__(self, run: Run):
-        self.log = open(run.log, "a")
-        # Its own session: a terminal's Ctrl-C reaches the sweep only, which passes it on once (stop).
-        self.proc = subprocess.Popen(run.command, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=_env(), start_new_session=True)
-
-    def poll(self) -> int | None:
-        code = self.proc.poll()
-        if code is not None:
-            self.log.close()
-        return code
-
-    def where(self) -> str:
-        return ""
-
-    def stop(self, signum: int = signal.SIGTERM) -> None:
-        """Passes the signal on and waits for the run to save its checkpoint and end (killed after 10 min)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-            try:
-                self.proc.wait(timeout=600)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-def _local_start(run: Run) -> _Local:
-    return _Local(run)
-
-
-class _Submitit:
-    """A run as a submitit job (SLURM or submitit's local executor); it appends to launch.log itself."""
-
-    def __init__(self, executor: Any, run: Run):
-        import submitit
-
-        # `sh -c` appends the run's output to its launch.log on the node and prints its exit status (the
-        # job's result); the job runs from this directory.
-        command = ["/bin/sh", "-c", '"$@" >> "$0" 2>&1; echo "$?"', os.path.abspath(run.log), *run.command]
-        self.job = executor.submit(submitit.helpers.CommandFunction(command, cwd=os.getcwd(), env=_env()))
-
-    def poll(self) -> int | None:
-        if not self.job.done():
-            return None
-        if self.job.exception() is not None:  # the job itself failed (e.g. cancelled, out of time)
-            return -1
-        return int(self.job.result().strip().splitlines()[-1])
-
-    def where(self) -> str:
-        return f"; submitit job {self.job.job_id}: {self.job.paths.stderr}"
-
-    def stop(self, signum: int = signal.SIGTERM) -> None:
-        self.job.cancel(check=False)  # scancel: SLURM sends the job SIGTERM, then SIGKILL after its KillWait
-
-
-def _submitit_starter(launcher: str, params: dict[str, Any], folder: str) -> Callable[[Run], _Submitit]:
-    import submitit
-
-    cluster = "slurm" if launcher == "slurm" else "local"
-    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
-    executor.update_parameters(**{"timeout_min": 24 * 60, "name": "xcs", **params})
-    return lambda run: _Submitit(executor, run)
-
-
-def parse_launcher_params(text: str) -> dict[str, Any]:
-    """`slurm_partition=gpu,timeout_min=120` -> {"slurm_partition": "gpu", "timeout_min": 120} (ints, floats,
-    true/false as such; the rest as strings)."""
-    out: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--launcher_params: {item!r} is not key=value")
-        for cast in (int, float):
-            try:
-                out[key] = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = {"true": True, "false": False}.get(value.lower(), value)
-    return out
 
 
 def summary(runs: Sequence[Run]) -> str:
