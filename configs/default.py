@@ -134,6 +134,9 @@ def get_config() -> ml_collections.ConfigDict:
             label_chunk=16384,  # labels scored at once at prediction (top-k merged across chunks)
             intermediate=0,  # width of a dense layer between encoder and head (wide for sparse heads); 0 = none
             intermediate_activation="relu",  # relu | gelu | none: activation of the intermediate layer
+            # float32 | bfloat16 (dense head, one device): inputs of the training loss's product h @ W rounded to
+            # bfloat16, accumulated in float32 (xcs.nn.matmul; weights, gradients and prediction stay float32)
+            matmul_dtype="float32",
         )
     )
     config.sparsity = ml_collections.ConfigDict(
@@ -173,7 +176,9 @@ def get_config() -> ml_collections.ConfigDict:
     # softmax (cross-entropy over the positives, per point) | softmax_pal (one softmax term per positive, unnormalised)
     # | ova (BCE, logits offset by -log L) | bce | squared_hinge, or of the spherical family
     # (xcs.spherical_losses; the factored head needs one): squared_error | spherical_softmax | taylor_softmax | zloss
+    # | auto (ova if one label is on >= auto_share of the training points, else softmax; xcs.losses.choose_loss)
     config.loss.name = "softmax"
+    config.loss.auto_share = 0.2
 
     config.factored = ml_collections.ConfigDict(
         dict(  # factored exact-update head (model.head.name=factored, xcs.factored.layer); needs a spherical loss

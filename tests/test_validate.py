@@ -47,6 +47,12 @@ BAD = [
     ({"model.head.name": "sparse", "mesh.shape": (2, 4)}, "config.model.head.name='sparse'"),  # mesh
     ({"model.head.name": "factored", "loss.name": "squared_error", "train.mode": "async"},
      "config.train.mode='async'"),  # async SGD
+    ({"model.head.name": "lsh", "model.head.matmul_dtype": "bfloat16"}, "config.model.head.matmul_dtype"),  # bf16
+    ({"model.head.matmul_dtype": "bfloat16", "mesh.shape": (1, 2)}, "config.model.head.matmul_dtype"),
+    ({"model.head.matmul_dtype": "float16"}, "config.model.head.matmul_dtype='float16'"),
+    ({"model.head.name": "factored", "loss.name": "auto"}, "config.loss.name='auto'"),  # auto: softmax or ova
+    ({"loss.name": "auto", "loss.auto_share": 0.0}, "config.loss.auto_share=0.0"),
+    ({"loss.name": "auto", "eval.knn.neighbors": 10}, "config.loss.name='auto'"),  # the kNN mix needs softmax
     ({"model.encoder.name": "kronecker"}, "config.data.source='synthetic'"),  # the encoder's data sources
     ({"data.source": "kronecker"}, "config.model.encoder.name='bag'"),  # a source claimed by one encoder
     # each method's own check
@@ -78,6 +84,7 @@ def test_the_default_and_every_smoke_config_pass():
     for module in (xmc, dst, gated, kronecker):
         validate(module.get_config("smoke"))
     validate(default.get_config())
+    validate(xmc.get_config("fast"))
 
 
 def test_config_error_names_key_value_and_rule():

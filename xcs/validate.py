@@ -21,7 +21,8 @@ from xcs.data.dataset import SOURCES
 from xcs.data.kronecker import KroneckerSpec
 from xcs.data.region import RegionSpec
 from xcs.data.synthetic import SyntheticSpec
-from xcs.losses import LOSSES
+from xcs.losses import AUTO, LOSSES
+from xcs.nn.matmul import MATMUL_DTYPES
 from xcs.nn.wrappers import ACTIVATIONS
 from xcs.registry import ENCODERS, HEADS
 
@@ -155,7 +156,11 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
                 section, field = key.split(".")
                 require(config[section][field] % data_axis == 0, config, key,
                         f"must be a multiple of the mesh's data axis size {data_axis} (mesh.shape={shape})")
-    choice(config, "loss.name", LOSSES)
+    choice(config, "loss.name", (*LOSSES, AUTO))
+    if config.loss.name == AUTO:
+        require(head.losses is None or {"softmax", "ova"} <= set(head.losses), config, "loss.name",
+                f"auto chooses softmax or ova, and the {name} head trains {', '.join(head.losses or ())}")
+        require(0.0 < config.loss.auto_share <= 1.0, config, "loss.auto_share", "must be in (0, 1]")
     if head.losses is not None:
         require(config.loss.name in head.losses, config, "loss.name",
                 f"the {name} head trains {', '.join(head.losses)}")
@@ -165,6 +170,13 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
         require(head.intermediate, config, "model.head.intermediate",
                 f"the {name} head takes h from the encoder directly; set intermediate=0")
         choice(config, "model.head.intermediate_activation", ACTIVATIONS)
+    choice(config, "model.head.matmul_dtype", MATMUL_DTYPES)
+    if h.matmul_dtype != "float32":
+        require(head.bfloat16, config, "model.head.matmul_dtype",
+                f"the {name} head's products are float32 only (heads that take bfloat16: "
+                f"{', '.join(m.name for m in HEADS.values() if m.bfloat16)})")
+        require(shape == (1, 1), config, "model.head.matmul_dtype",
+                f"bfloat16 products run on one device (mesh.shape={shape}); use float32 on a mesh")
     if auxiliary.enabled(config):
         require(head.aux, config, "aux.clusters",
                 f"the auxiliary objective is not combined with the {name} head (it owns its update); "

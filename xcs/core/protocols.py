@@ -81,6 +81,7 @@ class HeadMethod:
     knn: bool = False  # config.eval.knn may mix its softmax with neighbour votes (needs exact probabilities)
     mesh: bool = False  # runs on a label-sharded device mesh (config.mesh.shape != (1, 1))
     async_sgd: bool = True  # config.train.mode=async (needs a head trained by optax)
+    bfloat16: bool = False  # config.model.head.matmul_dtype=bfloat16 rounds the inputs of its training product
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 from xcs.dense import sharded as sharded_head
 from xcs.losses import LossFn
 from xcs.nn.bias import add_bias
+from xcs.nn.matmul import head_matmul
 from xcs.nn.topk import chunked_topk
 from xcs.parallel import mesh as mesh_lib
 
@@ -38,13 +39,14 @@ class DenseHead(nn.Module):
     use_bias: bool
     label_chunk: int
     mesh: Mesh | None = None
+    matmul_dtype: str = "float32"  # inputs of the training loss's product (xcs.nn.matmul); prediction: float32
 
     def setup(self):
         self.kernel = self.param("kernel", nn.initializers.lecun_normal(), (self.in_features, self.num_labels))
         self.bias = self.param("bias", nn.initializers.zeros, (self.num_labels,)) if self.use_bias else None
 
     def logits(self, h: jax.Array) -> jax.Array:
-        out = h @ self.kernel
+        out = head_matmul(h, self.kernel, self.matmul_dtype)
         return out if self.bias is None else add_bias(out, self.bias)
 
     def loss(self, h: jax.Array, label_idx: jax.Array, label_mask: jax.Array, loss_fn: LossFn) -> jax.Array:
@@ -79,4 +81,5 @@ class DenseHead(nn.Module):
 
 def make_dense_head(config: ml_collections.ConfigDict, in_features: int, num_labels: int) -> DenseHead:
     head = config.model.head
-    return DenseHead(in_features, num_labels, head.use_bias, head.label_chunk, mesh_lib.make_mesh(config.mesh))
+    return DenseHead(in_features, num_labels, head.use_bias, head.label_chunk, mesh_lib.make_mesh(config.mesh),
+                     head.matmul_dtype)

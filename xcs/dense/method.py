@@ -15,4 +15,4 @@ def check(config: ml_collections.ConfigDict) -> None:
 
 METHOD = HeadMethod(
     name="dense", build=make_dense_head, summary="a full [d, L] linear layer (softmax, BCE, hinge, spherical losses)",
-    check=check, knn=True, mesh=True)
+    check=check, knn=True, mesh=True, bfloat16=True)
