@@ -18,6 +18,10 @@ Variants (`--config=configs/xmc.py:data=NAME,smoke`):
                         per point; synthetic data makes its texts from the words of its features.
                         minilm, minilm+tfidf and minilm_e2e predict with the kNN mix
                         (config.eval.knn.neighbors=10; =0 for the head alone).
+  fast                  a quicker run at some accuracy: batch 512 at learning rate 6e-3, 4 epochs (XC data; synthetic:
+                        half its epochs), bfloat16 products in the head (model.head.matmul_dtype). On the panel's
+                        validation splits (configs/tables/panel.py) ~1/3 of the default's train time at ~1.5-2 lower
+                        P@1 (experiments/results/panel/with_peers/table.md; tf-idf encoder)
   smoke                 a run that takes seconds (tests run it end to end)
 """
 
@@ -29,8 +33,10 @@ from configs import default
 from xcs.config import config_from_arg
 
 
-def build(*, data: str = "synthetic", encoder: str = "tfidf", smoke: bool = False) -> ml_collections.ConfigDict:
-    """The config of `data` (synthetic, or an XC data directory's name) with `encoder`; `smoke`: seconds-long."""
+def build(*, data: str = "synthetic", encoder: str = "tfidf", fast: bool = False,
+          smoke: bool = False) -> ml_collections.ConfigDict:
+    """The config of `data` (synthetic, or an XC data directory's name) with `encoder`; `fast`: the quicker
+    settings (apply_fast); `smoke`: seconds-long."""
     config = default.get_config()
     if data == "synthetic":
         config.data.source = "synthetic"
@@ -43,6 +49,10 @@ def build(*, data: str = "synthetic", encoder: str = "tfidf", smoke: bool = Fals
         raise ValueError(f"config variant encoder={encoder!r}: expected tfidf, {', '.join(TEXT_ENCODERS)}")
     if encoder != "tfidf":
         TEXT_ENCODERS[encoder](config)
+    if fast:
+        if encoder == "minilm_e2e":
+            raise ValueError("config variant fast: not with encoder=minilm_e2e (its batch of 64 is sized for memory)")
+        apply_fast(config)
     if smoke:
         apply_smoke(config)
         if encoder != "tfidf":
@@ -59,6 +69,28 @@ def _tfidf_model(config: ml_collections.ConfigDict) -> None:
     (the runs: experiments/tuning.md)."""
     config.model.encoder.width = 256
     config.train.epochs = 8.0
+    # ova where one label is on >= 20 % of the training points, softmax elsewhere: chosen on the panel's validation
+    # splits (configs/tables/panel.py; xcs.losses.choose_loss)
+    config.loss.name = "auto"
+
+
+FAST_BATCH_SIZE = 512
+
+
+def apply_fast(config: ml_collections.ConfigDict) -> None:
+    """Fewer, larger steps and bfloat16 head products: the `fast` variant (chosen on wn_d2_seen's held-out split,
+    experiments/results/panel/README.md)."""
+    config.train.batch_size = FAST_BATCH_SIZE
+    config.train.epochs = config.train.epochs / 2
+    config.train.warmup_steps = 50
+    for part in ("encoder", "head"):
+        config.train.optimizer[part].learning_rate = 2 * config.train.optimizer[part].learning_rate
+    config.model.head.matmul_dtype = "bfloat16"
+
+
+def is_fast(config: dict) -> bool:
+    """Whether a run's config (as a dict, from its config.json) has the `fast` variant's settings."""
+    return config["model"]["head"]["matmul_dtype"] == "bfloat16" and config["train"]["batch_size"] == FAST_BATCH_SIZE
 
 
 def apply_smoke(config: ml_collections.ConfigDict) -> None:
@@ -87,6 +119,7 @@ def _minilm_frozen(config: ml_collections.ConfigDict) -> None:
     # Prediction mixes the head with the labels of the 10 nearest training points (xcs.train.knn; settings and
     # why not for tf-idf: experiments/tuning.md).
     config.eval.knn.neighbors = 10
+    config.loss.name = "softmax"  # the kNN mix reads the softmax's probabilities
 
 
 def _minilm_tfidf(config: ml_collections.ConfigDict) -> None:
@@ -95,6 +128,7 @@ def _minilm_tfidf(config: ml_collections.ConfigDict) -> None:
     config.model.encoder.name = "dense_bag"
     # kNN mix at prediction, as for minilm (experiments/tuning.md).
     config.eval.knn.neighbors = 10
+    config.loss.name = "softmax"
 
 
 def _minilm_e2e(config: ml_collections.ConfigDict) -> None:
@@ -117,6 +151,7 @@ def _minilm_e2e(config: ml_collections.ConfigDict) -> None:
     config.train.epochs = 2.0
     # Prediction with the kNN mix, as for the frozen encoders (not tuned for this one; experiments/tuning.md).
     config.eval.knn.neighbors = 10
+    config.loss.name = "softmax"
 
 
 TEXT_ENCODERS = {"minilm": _minilm_frozen, "minilm+tfidf": _minilm_tfidf, "minilm_e2e": _minilm_e2e}

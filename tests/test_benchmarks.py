@@ -45,3 +45,9 @@ def test_bias_grad_benchmark_quick(tmp_path):
     rows = run_quick("bias_grad", tmp_path / "bias.json")["rows"]
     assert [(r["batch"], r["width"]) for r in rows] == [(64, 1000), (64, 5000)]
     assert all(r["sum0_ms"] > 0 and r["matvec_ms"] > 0 for r in rows)
+
+
+def test_head_matmul_benchmark_quick(tmp_path):
+    rows = run_quick("head_matmul", tmp_path / "head_matmul.json")["rows"]
+    assert [(r["batch"], r["width"], r["labels"]) for r in rows] == [(32, 16, 500)]
+    assert all(r[f"{form}_ms"] > 0 for r in rows for form in ("f32", "bf16_autodiff", "bf16"))

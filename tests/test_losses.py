@@ -8,10 +8,12 @@ import pytest
 from xcs.losses import (
     FROM_LOG_PARTITION,
     LOSSES,
+    choose_loss,
     one_vs_all,
     one_vs_all_from_parts,
     softmax_cross_entropy,
     softmax_pal,
+    top_label_share,
 )
 
 
@@ -150,3 +152,32 @@ def test_what_each_softmax_optimises():
         np.testing.assert_allclose(jax.grad(lambda v, f=loss: expected(f, v))(z), 0.0, atol=1e-5)
     assert int(jnp.argmax(z_softmax)) == 4
     assert int(jnp.argmax(z_pal)) == 0 and int(jnp.argmax(z_ova)) == 0
+
+
+def test_auto_chooses_ova_only_where_one_label_dominates():
+    counts = np.array([3, 40, 7, 0])  # points per label, 100 points: the top label is on 40 %
+    assert top_label_share(counts, 100) == pytest.approx(0.4)
+    assert choose_loss(0.4, threshold=0.2) == "ova"
+    assert choose_loss(0.4, threshold=0.5) == "softmax"
+    assert choose_loss(0.2, threshold=0.2) == "ova"  # the threshold itself counts as dominant
+    assert top_label_share(np.zeros(0, int), 0) == 0.0
+
+
+def test_auto_loss_end_to_end_is_chosen_from_the_training_labels(tmp_path):
+    """A smoke run with loss=auto trains (and records) ova on data with a dominant label, softmax without one."""
+    from configs import xmc
+    from configs.tables import panel
+    from xcs.data.dataset import load_dataset
+    from xcs.train import loop
+
+    for name, config in (("dominant", panel.get_config("smoke")), ("plain", xmc.get_config("smoke"))):
+        config.loss.name = "auto"
+        config.data.synthetic.zipf_exponent = 1.0 if name == "dominant" else 0.0  # plain: a flat label prior
+        config.train.progress = "none"
+        config.train.steps = 4
+        train = load_dataset(config.data, config.seed).train
+        share = np.bincount(train.labels.indices).max() / train.num_points  # written here, not with the module's
+        expected = "ova" if share >= config.loss.auto_share else "softmax"
+        assert expected == {"dominant": "ova", "plain": "softmax"}[name]  # the two cases differ
+        results = loop.train_and_evaluate(config, str(tmp_path / name))
+        assert results["loss"] == expected

@@ -61,6 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     data = "synthetic" if v.data == "synthetic500k" or v.smoke else v.data
     if v.method == "dense":
         config = xmc.build(data=data, smoke=v.smoke)
+        config.loss.name = "softmax"  # the LSH rows' loss (configs/xmc.py gives real data `auto`)
     else:
         family, rehash = {"dwta_drift": ("dwta", "drift")}.get(v.method, (v.method, "fixed"))
         config = lsh.build(data=data, family=family, rehash=rehash, smoke=v.smoke)

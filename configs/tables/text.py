@@ -45,7 +45,9 @@ def _arg(v: ml_collections.ConfigDict, encoder: str) -> str:
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     v = _variant(arg)
-    return xmc.build(data=v.data, encoder=v.encoder, smoke=v.smoke)
+    config = xmc.build(data=v.data, encoder=v.encoder, smoke=v.smoke)
+    config.loss.name = "softmax"  # every row is also evaluated with the kNN mix, which reads softmax probabilities
+    return config
 
 
 def sweep(add, arg: str | None = None) -> None:

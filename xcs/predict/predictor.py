@@ -36,7 +36,7 @@ from xcs.data.sparse import CSR
 from xcs.data.split import Dataset, Split, data_dir
 from xcs.data.texts import Tokens
 from xcs.data.tfidf import TfidfVectorizer
-from xcs.losses import get_loss
+from xcs.losses import AUTO, get_loss
 from xcs.nn.model import XMCModel
 from xcs.predict import inputs as inputs_lib
 from xcs.registry import build_model
@@ -158,7 +158,8 @@ class Predictor:
             raise UserError(f"{source}: {len(self.label_names)} label names for a model of {self.num_labels} labels")
         self.model = build_model(prediction_config(config), self.num_features, self.num_labels)
         example = example_batch(info, config)
-        loss_fn = get_loss(config.loss.name)
+        # The loss only shapes the abstract init (every loss gives the same parameters); auto's choice is not kept.
+        loss_fn = get_loss("softmax" if config.loss.name == AUTO else config.loss.name)
 
         def init(key, batch):
             return self.model.init({"params": key, "dropout": key}, batch, loss_fn, False, method=XMCModel.loss)

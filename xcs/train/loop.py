@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import signal
@@ -16,7 +17,7 @@ from absl import logging
 
 from xcs.data.batching import Batcher, EpochIterator
 from xcs.data.dataset import Dataset, load_dataset
-from xcs.losses import get_loss
+from xcs.losses import AUTO, choose_loss, get_loss, top_label_share
 from xcs.metrics import inverse_propensity
 from xcs.parallel import mesh as mesh_lib
 from xcs.registry import build_model, head_test_metrics, head_update, periodic_actions
@@ -138,6 +139,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
             lock.release()
 
 
+def _resolve_loss(config: ml_collections.ConfigDict, data: Dataset) -> ml_collections.ConfigDict:
+    """`config` with loss.name=auto replaced by the loss chosen from the training labels (xcs.losses.choose_loss)."""
+    if config.loss.name != AUTO:
+        return config
+    share = top_label_share(data.train.labels.column_counts(), data.train.num_points)
+    resolved = copy.deepcopy(config)
+    resolved.loss.name = choose_loss(share, config.loss.auto_share)
+    logging.info("loss auto: the most frequent label is on %.1f %% of the training points (auto_share %.2f): %s",
+                 100 * share, config.loss.auto_share, resolved.loss.name)
+    return resolved
+
+
 @jax.jit
 def _finite(leaves: list[jax.Array]) -> jax.Array:
     return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves]))
@@ -154,6 +167,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
     primary = jax.process_index() == 0
     if primary:
         workdir_lib.write_status(workdir, "running")
+    config = _resolve_loss(config, data)
     buckets = config.data.text.length_buckets  # widths of token batches (texts read end to end)
     train_batcher = Batcher(data.train, config.data.max_features, config.data.max_labels, buckets)
     test_batcher = Batcher(data.test, config.data.max_features, 0, buckets)
@@ -279,6 +293,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
     results = {
         "test": test_metrics,
         "evaluated_on": "validation" if config.data.validation_fraction > 0 else "test",
+        "loss": config.loss.name,  # the loss trained (config.loss.name=auto: the one chosen from the data)
         "steps": steps,
         "resumed_from_step": start,
         "epochs": steps / iterator.steps_per_epoch,
