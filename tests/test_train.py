@@ -36,6 +36,14 @@ def test_every_config_smoke_variant_runs(path, tmp_path):
         assert 0.0 <= results["test"][key] <= 100.0
 
 
+def test_fast_variant_runs_with_bfloat16_head_products(tmp_path):
+    config = load_config("configs/xmc.py", "fast,smoke")
+    assert config.model.head.matmul_dtype == "bfloat16"
+    config.train.progress = "none"
+    results = loop.train_and_evaluate(config, str(tmp_path))
+    assert results["test"]["P@1"] > 20.0  # it learns (smoke float32: ~70)
+
+
 def launch(workdir, *overrides, wait=True):
     cmd = [sys.executable, os.path.join(ROOT, "launch.py"), "--config=configs/xmc.py:smoke",
            f"--workdir={workdir}", "--config.train.progress=none", *overrides]

@@ -37,6 +37,8 @@ Variants (`:key=value,...`):
                 in the variant, so that a run's command has no --config.* override
   bce=0         without the plain-BCE run on wn_d2_seen that the sweep adds (default on)
   epochs=E      training epochs of every run (default 0: configs/xmc.py's for XC-format data, 8)
+  fast          the `shape` config with configs/xmc.py's `fast` settings (apply_fast)
+  fast_runs=0   without the sweep's runs of configs/xmc.py's default (loss auto) and `fast` variant on each shape
   smoke         seconds-long runs on small synthetic data with a dominant label (the tests run it)
 """
 
@@ -63,7 +65,7 @@ SHAPES = (*WORDNET, "syn_dominant")
 RUN = ("wn_d2_seen", "syn_dominant", "wn_full_seen", "wn_d1_seen", "wn_d2_random", "wn_d4_seen", "wn_full_random")
 LOSSES = ("softmax", "softmax_pal", "ova")
 VARIANTS = {"shape": "wn_d2_seen", "shapes": "+".join(RUN), "losses": "+".join(LOSSES), "loss": "", "epochs": 0.0,
-            "bce": True, "smoke": False}
+            "bce": True, "fast": False, "fast_runs": True, "smoke": False}
 
 
 def _variant(arg: str | None) -> ml_collections.ConfigDict:
@@ -88,6 +90,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config = xmc.build(data="synthetic", smoke=v.smoke)
         config.data.name = v.shape
         config.data.synthetic.update(SYNTHETIC[v.shape])  # dominant_share: a field of SyntheticSpec only
+        config.loss.name = "auto"  # as configs/xmc.py gives any XC-format data set
         if not v.smoke:
             config.train.epochs = 8.0  # as configs/xmc.py gives any XC-format data set (synthetic's own default: 5)
     else:
@@ -97,15 +100,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.loss.name = v.loss
     if v.epochs and not v.smoke:
         config.train.epochs = v.epochs
+    if v.fast:
+        xmc.apply_fast(config)
     return config
 
 
 def sweep(add, arg: str | None = None) -> None:
-    """Every shape of `shapes` with every loss of `losses`, seed 0; and plain BCE on wn_d2_seen (`bce`)."""
+    """Every shape of `shapes` with every loss of `losses`, and the `fast` variant of each (`fast_runs`), seed 0;
+    and plain BCE on wn_d2_seen (`bce`)."""
     v = _variant(arg)
+    smoke = ",smoke" if v.smoke else ""
     for shape in v.shapes.split("+"):
         for loss in v.losses.split("+"):
-            add(arg=f"shape={shape},loss={loss}" + (",smoke" if v.smoke else ""))
+            add(arg=f"shape={shape},loss={loss}{smoke}")
+        if v.fast_runs:  # configs/xmc.py's default (loss auto) and its `fast` variant, side by side
+            add(arg=f"shape={shape}{smoke}")
+            add(arg=f"shape={shape},fast{smoke}")
     if v.bce and "wn_d2_seen" in v.shapes.split("+") and "bce" not in v.losses.split("+"):
         add(arg="shape=wn_d2_seen,loss=bce")  # ova without its logit offset: why BCE scored 19.1 P@1 in tuning
 
@@ -117,7 +127,7 @@ def _row(config: dict[str, Any]) -> str:
     shape = config["data"]["name"]
     if "peer" in config:
         return f"{shape} · " + {"napkinxc_plt": "napkinXC PLT", "omikuji": "omikuji"}[config["peer"]["method"]]
-    return f"{shape} · xcs {config['loss']['name']}"
+    return f"{shape} · xcs {config['loss']['name']}" + (" fast" if xmc.is_fast(config) else "")
 
 
 def table(arg: str | None = None) -> dict[str, Any]:
