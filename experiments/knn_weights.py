@@ -24,10 +24,11 @@ from configs import default
 from experiments.benchmarks.common import write_report
 from xcs.data.batching import Batcher
 from xcs.data.dataset import load_dataset
-from xcs.losses import AUTO, get_loss
+from xcs.losses import get_loss, top_label_share
 from xcs.metrics import inverse_propensity
 from xcs.registry import build_model
 from xcs.train import knn
+from xcs.train.auto import resolve_auto
 from xcs.train.checkpoint import Checkpointer
 from xcs.train.evaluate import evaluate
 from xcs.train.optim import make_optimizer
@@ -46,15 +47,13 @@ def restore_run(workdir: str):
     """(config, data, model, variables) of the latest checkpoint in `workdir`.
 
     The run's config.json is laid over configs/default.py's config, so a key added since the run was
-    made takes its default (which keeps the older behaviour); loss.name=auto becomes the loss it trained.
+    made takes its default (which keeps the older behaviour); loss.name=auto is resolved as training resolved it.
     """
     config = default.get_config()
     with open(os.path.join(workdir, "config.json")) as f:
         config.update(json.load(f))
-    if config.loss.name == AUTO:  # the loss the run chose and trained (results.json of a finished run)
-        with open(os.path.join(workdir, "results.json")) as f:
-            config.loss.name = json.load(f)["loss"]
     data = load_dataset(config.data, config.seed)
+    config = resolve_auto(config, top_label_share(data.train.labels.column_counts(), data.train.num_points))
     model = build_model(config, data.num_features, data.num_labels, data=data, workdir=workdir)
     tx, _ = make_optimizer(config, 1)
     batcher = Batcher(data.train, config.data.max_features, config.data.max_labels, config.data.text.length_buckets)

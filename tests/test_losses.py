@@ -164,20 +164,28 @@ def test_auto_chooses_ova_only_where_one_label_dominates():
 
 
 def test_auto_loss_end_to_end_is_chosen_from_the_training_labels(tmp_path):
-    """A smoke run with loss=auto trains (and records) ova on data with a dominant label, softmax without one."""
+    """loss=auto trains (and records) ova, for auto_ova_epochs of the epochs and without the kNN mix, on data with a
+    dominant label; softmax with the mix without one; xcs.predict resolves the run's config the same way."""
     from configs import xmc
     from configs.tables import panel
     from xcs.data.dataset import load_dataset
+    from xcs.predict.predictor import load
     from xcs.train import loop
 
     for name, config in (("dominant", panel.get_config("smoke")), ("plain", xmc.get_config("smoke"))):
         config.loss.name = "auto"
+        config.eval.knn.neighbors = 3
         config.data.synthetic.zipf_exponent = 1.0 if name == "dominant" else 0.0  # plain: a flat label prior
         config.train.progress = "none"
-        config.train.steps = 4
+        config.train.steps = 0
+        config.train.epochs = 2.0
         train = load_dataset(config.data, config.seed).train
         share = np.bincount(train.labels.indices).max() / train.num_points  # written here, not with the module's
         expected = "ova" if share >= config.loss.auto_share else "softmax"
         assert expected == {"dominant": "ova", "plain": "softmax"}[name]  # the two cases differ
         results = loop.train_and_evaluate(config, str(tmp_path / name))
         assert results["loss"] == expected
+        assert results["epochs"] == pytest.approx(2.0 * (config.loss.auto_ova_epochs if expected == "ova" else 1.0))
+        assert results["knn_neighbors"] == (0 if expected == "ova" else 3)
+        predictor = load(str(tmp_path / name))
+        assert predictor.config.loss.name == expected and predictor.knn == (expected == "softmax")

@@ -161,6 +161,7 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
         require(head.losses is None or {"softmax", "ova"} <= set(head.losses), config, "loss.name",
                 f"auto chooses softmax or ova, and the {name} head trains {', '.join(head.losses or ())}")
         require(0.0 < config.loss.auto_share <= 1.0, config, "loss.auto_share", "must be in (0, 1]")
+        require(config.loss.auto_ova_epochs > 0.0, config, "loss.auto_ova_epochs", "must be > 0")
     if head.losses is not None:
         require(config.loss.name in head.losses, config, "loss.name",
                 f"the {name} head trains {', '.join(head.losses)}")
@@ -188,9 +189,9 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
                 f"the {encoder.name} encoder is not simulated asynchronously; use train.mode=sync")
     knn = config.eval.knn
     if knn.neighbors > 0:
-        require(config.loss.name == "softmax", config, "loss.name",
+        require(config.loss.name in ("softmax", AUTO), config, "loss.name",
                 f"eval.knn.neighbors={knn.neighbors} mixes the head's softmax probabilities; train with 'softmax' "
-                "or set eval.knn.neighbors=0")
+                "(or 'auto', which turns the mix off where it chooses ova) or set eval.knn.neighbors=0")
         require(head.knn, config, "model.head.name",
                 f"eval.knn.neighbors={knn.neighbors} needs exact softmax probabilities, which this head does not "
                 f"give (heads that do: {', '.join(m.name for m in HEADS.values() if m.knn)})")

@@ -36,11 +36,12 @@ from xcs.data.sparse import CSR
 from xcs.data.split import Dataset, Split, data_dir
 from xcs.data.texts import Tokens
 from xcs.data.tfidf import TfidfVectorizer
-from xcs.losses import AUTO, get_loss
+from xcs.losses import get_loss
 from xcs.nn.model import XMCModel
 from xcs.predict import inputs as inputs_lib
 from xcs.registry import build_model
 from xcs.train import artifacts, knn
+from xcs.train.auto import resolve_auto
 from xcs.train.checkpoint import Checkpointer
 from xcs.train.jsonio import write_json
 from xcs.train.state import make_predict
@@ -145,8 +146,8 @@ class Predictor:
                  data: Dataset | None = None):
         """`collections`: the Flax variables (params and the other collections) of the prediction model (the
         head without the auxiliary objective: `inner_head_variables`), possibly as plain dicts; they are
-        checked against the model's."""
-        self.config = config
+        checked against the model's. A config with loss.name=auto is resolved as training resolved it."""
+        self.config = config = resolve_auto(config, info.get("top_label_share"))
         self.info = info
         self.num_features, self.num_labels = int(info["num_features"]), int(info["num_labels"])
         self.label_names = tuple(label_names) if label_names is not None else None
@@ -158,8 +159,7 @@ class Predictor:
             raise UserError(f"{source}: {len(self.label_names)} label names for a model of {self.num_labels} labels")
         self.model = build_model(prediction_config(config), self.num_features, self.num_labels)
         example = example_batch(info, config)
-        # The loss only shapes the abstract init (every loss gives the same parameters); auto's choice is not kept.
-        loss_fn = get_loss("softmax" if config.loss.name == AUTO else config.loss.name)
+        loss_fn = get_loss(config.loss.name)
 
         def init(key, batch):
             return self.model.init({"params": key, "dropout": key}, batch, loss_fn, False, method=XMCModel.loss)

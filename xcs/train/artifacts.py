@@ -18,6 +18,7 @@ from typing import Any
 
 from xcs.data import text_source
 from xcs.data.split import Dataset
+from xcs.losses import top_label_share
 
 DATA_INFO_FILE = "data.json"
 _FORMAT, _VERSION = "xcs-data-info", 1
@@ -35,8 +36,11 @@ def data_info(data: Dataset) -> dict[str, Any]:
         inputs["tokens"] = int(train.tokens.ids.shape[1])
     if train.factors is not None:
         inputs["factors"] = [int(f.shape[1]) for f in train.factors]
-    return {"format": _FORMAT, "version": _VERSION, "name": data.name, "location": data.location,
+    info = {"format": _FORMAT, "version": _VERSION, "name": data.name, "location": data.location,
             "num_features": int(data.num_features), "num_labels": int(data.num_labels), "inputs": inputs}
+    if train.labels is not None:  # what config.loss.name=auto is resolved from (xcs.train.auto), here and at prediction
+        info["top_label_share"] = top_label_share(train.labels.column_counts(), train.num_points)
+    return info
 
 
 def save_for_prediction(data: Dataset, directory: str) -> None:

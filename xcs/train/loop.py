@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import os
 import signal
@@ -17,7 +16,7 @@ from absl import logging
 
 from xcs.data.batching import Batcher, EpochIterator
 from xcs.data.dataset import Dataset, load_dataset
-from xcs.losses import AUTO, choose_loss, get_loss, top_label_share
+from xcs.losses import AUTO, get_loss, top_label_share
 from xcs.metrics import inverse_propensity
 from xcs.parallel import mesh as mesh_lib
 from xcs.registry import build_model, head_test_metrics, head_update, periodic_actions
@@ -26,6 +25,7 @@ from xcs.train import knn
 from xcs.train import workdir as workdir_lib
 from xcs.train.artifacts import save_for_prediction
 from xcs.train.async_step import make_step, wrap_optimizer
+from xcs.train.auto import resolve_auto
 from xcs.train.checkpoint import Checkpointer, record_train_seconds, train_seconds_at
 from xcs.train.evaluate import evaluate
 from xcs.train.jsonio import write_json
@@ -140,14 +140,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
 
 
 def _resolve_loss(config: ml_collections.ConfigDict, data: Dataset) -> ml_collections.ConfigDict:
-    """`config` with loss.name=auto replaced by the loss chosen from the training labels (xcs.losses.choose_loss)."""
+    """`config` with loss.name=auto resolved from the training labels (xcs.train.auto), the choice logged."""
     if config.loss.name != AUTO:
         return config
     share = top_label_share(data.train.labels.column_counts(), data.train.num_points)
-    resolved = copy.deepcopy(config)
-    resolved.loss.name = choose_loss(share, config.loss.auto_share)
-    logging.info("loss auto: the most frequent label is on %.1f %% of the training points (auto_share %.2f): %s",
-                 100 * share, config.loss.auto_share, resolved.loss.name)
+    resolved = resolve_auto(config, share)
+    logging.info("loss auto: the most frequent label is on %.1f %% of the training points (auto_share %.2f): %s, "
+                 "%g epochs, kNN neighbors %d", 100 * share, config.loss.auto_share, resolved.loss.name,
+                 resolved.train.epochs, resolved.eval.knn.neighbors)
     return resolved
 
 
@@ -294,6 +294,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
         "test": test_metrics,
         "evaluated_on": "validation" if config.data.validation_fraction > 0 else "test",
         "loss": config.loss.name,  # the loss trained (config.loss.name=auto: the one chosen from the data)
+        "knn_neighbors": config.eval.knn.neighbors,  # K of the kNN mix the metrics were computed with (0: none)
         "steps": steps,
         "resumed_from_step": start,
         "epochs": steps / iterator.steps_per_epoch,

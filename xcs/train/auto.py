@@ -1,0 +1,35 @@
+"""config.loss.name=auto: the loss (and what goes with it) chosen from one fact of the training labels.
+
+The choice is a pure function of the config and the share of training points that hold the most frequent
+label (`top_label_share`, kept in the workdir's data.json), so training, `xcs.predict` and an exported model
+resolve a run's config the same way; config.json keeps the config as given (`auto`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import ml_collections
+
+from xcs.core.errors import UserError
+from xcs.losses import AUTO, choose_loss
+
+
+def resolve_auto(config: ml_collections.ConfigDict, top_label_share: float | None) -> ml_collections.ConfigDict:
+    """`config` with loss.name=auto replaced by its choice (xcs.losses.choose_loss); unchanged otherwise.
+
+    Where the choice is ova: train.epochs scaled by loss.auto_ova_epochs (train.steps, when given, is kept),
+    and the kNN mix off (eval.knn.neighbors=0: it reads softmax probabilities).
+    """
+    if config.loss.name != AUTO:
+        return config
+    if top_label_share is None:
+        raise UserError("config.loss.name='auto' needs the training labels' top_label_share (data.json of the run "
+                        "lacks it: a run made before auto existed)")
+    resolved = copy.deepcopy(config)
+    resolved.loss.name = choose_loss(top_label_share, config.loss.auto_share)
+    if resolved.loss.name == "ova":
+        if not config.train.steps:
+            resolved.train.epochs = config.train.epochs * config.loss.auto_ova_epochs
+        resolved.eval.knn.neighbors = 0
+    return resolved
