@@ -171,8 +171,9 @@ def choose_loss(share: float, threshold: float) -> str:
 
     softmax spreads a point's target over its positives, so a label that comes with many others (a common
     dependency, a hierarchy's root) is ranked low; ova ranks by each label's own probability (Menon et al.
-    2019). On the panel's validation splits (configs/tables/panel.py) ova won P@1 by 1.5-4.2 where the top
-    label is on 44-86 % of the points and lost 0.5-2.7 where it is on 0.7-8.5 %.
+    2019). On validation splits (configs/tables/panel.py and the built-in synthetic set) ova won P@1 by
+    1.5-4.2 where the top label is on 17-86 % of the points and lost 0.5-2.7 where it is on 0.7-8.5 %; the
+    default threshold (config.loss.auto_share) lies between.
     """
     return "ova" if share >= threshold else "softmax"
 

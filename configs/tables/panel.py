@@ -111,7 +111,7 @@ def sweep(add, arg: str | None = None) -> None:
     v = _variant(arg)
     smoke = ",smoke" if v.smoke else ""
     for shape in v.shapes.split("+"):
-        for loss in v.losses.split("+"):
+        for loss in filter(None, v.losses.split("+")):  # losses= (empty): only the default and fast runs
             add(arg=f"shape={shape},loss={loss}{smoke}")
         if v.fast_runs:  # configs/xmc.py's default (loss auto) and its `fast` variant, side by side
             add(arg=f"shape={shape}{smoke}")
