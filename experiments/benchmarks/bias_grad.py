@@ -8,13 +8,11 @@ a matrix-vector product. Rows: batch, width, sum0_ms (g.sum(0)), matvec_ms (ones
 
 from __future__ import annotations
 
-import argparse
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.benchmarks.common import median_ms, write_report
+from experiments.benchmarks.common import median_ms, shapes_main
 from xcs.nn.bias import column_sum
 
 
@@ -28,16 +26,7 @@ def measure(batch: int, width: int, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shapes", default="4096x1536,256x32768,256x100000,256x670000",
-                        help="comma-separated BATCHxWIDTH")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="small sizes, for tests")
-    parser.add_argument("--out", default=None, help="JSON output file")
-    args = parser.parse_args()
-    shapes = "64x1000,64x5000" if args.quick else args.shapes
-    rows = [measure(*map(int, s.split("x")), repeats=2 if args.quick else args.repeats) for s in shapes.split(",")]
-    write_report(rows, args.out)
+    shapes_main(__doc__, measure, "4096x1536,256x32768,256x100000,256x670000", "64x1000,64x5000", "BATCHxWIDTH")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ the median over repeats after a warm-up (which includes compilation).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -70,3 +71,17 @@ def write_report(rows: list[dict[str, Any]], out: str | None) -> None:
             json.dump({"machine": machine_info(), "rows": rows}, f, indent=2)
             f.write("\n")
         print(f"wrote {out}")
+
+
+def shapes_main(doc: str, measure: Callable[..., dict], default_shapes: str, quick_shapes: str, what: str) -> None:
+    """The command line of a benchmark over array shapes: --shapes (comma-separated, dims joined by x), --repeats,
+    --quick (`quick_shapes`, 2 repeats: for tests), --out; `measure(*dims, repeats=...)` gives one table row."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", default=default_shapes, help=f"comma-separated {what}")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for tests")
+    parser.add_argument("--out", default=None, help="JSON output file")
+    args = parser.parse_args()
+    shapes = quick_shapes if args.quick else args.shapes
+    repeats = 2 if args.quick else args.repeats
+    write_report([measure(*map(int, s.split("x")), repeats=repeats) for s in shapes.split(",")], args.out)

@@ -10,13 +10,11 @@ f32_ms / bf16_ms.
 
 from __future__ import annotations
 
-import argparse
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.benchmarks.common import median_ms, write_report
+from experiments.benchmarks.common import median_ms, shapes_main
 from xcs.nn.matmul import head_matmul
 
 
@@ -47,16 +45,7 @@ def measure(batch: int, width: int, labels: int, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shapes", default="256x256x20472,1024x256x20472,1024x128x20472",
-                        help="comma-separated BATCHxWIDTHxLABELS")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="small sizes, for tests")
-    parser.add_argument("--out", default=None, help="JSON output file")
-    args = parser.parse_args()
-    shapes = "32x16x500" if args.quick else args.shapes
-    rows = [measure(*map(int, s.split("x")), repeats=2 if args.quick else args.repeats) for s in shapes.split(",")]
-    write_report(rows, args.out)
+    shapes_main(__doc__, measure, "256x256x20472,1024x256x20472,1024x128x20472", "32x16x500", "BATCHxWIDTHxLABELS")
 
 
 if __name__ == "__main__":
