@@ -3,7 +3,7 @@
     .venv/bin/python launch.py --config=xmc:smoke --workdir=runs/smoke     # seconds: P@1 ~70 on small synthetic data
     .venv/bin/python launch.py --config=xmc --workdir=runs/default         # ~1 min on 2 cores: P@1 79.16
     .venv/bin/python launch.py --config=xmc:data=wordnet_hypernyms --workdir=runs/wn
-                                            # ~7.5 min on 2 cores: P@1 56.88, PSP@5 56.64 (docs/methods/dense.md)
+                                            # ~3.5 min on 2 cores: P@1 58.14, PSP@5 59.56 (docs/methods/dense.md)
 
 Variants (`--config=configs/xmc.py:data=NAME,smoke`):
   data=synthetic        the built-in generator (default)
