@@ -24,11 +24,11 @@ from configs import default
 from experiments.benchmarks.common import write_report
 from xcs.data.batching import Batcher
 from xcs.data.dataset import load_dataset
-from xcs.losses import get_loss, top_label_share
+from xcs.losses import get_loss
 from xcs.metrics import inverse_propensity
 from xcs.registry import build_model
 from xcs.train import knn
-from xcs.train.auto import resolve_auto
+from xcs.train.auto import resolve_auto, split_top_label_share
 from xcs.train.checkpoint import Checkpointer
 from xcs.train.evaluate import evaluate
 from xcs.train.optim import make_optimizer
@@ -53,7 +53,7 @@ def restore_run(workdir: str):
     with open(os.path.join(workdir, "config.json")) as f:
         config.update(json.load(f))
     data = load_dataset(config.data, config.seed)
-    config = resolve_auto(config, top_label_share(data.train.labels.column_counts(), data.train.num_points))
+    config = resolve_auto(config, split_top_label_share(data.train))
     model = build_model(config, data.num_features, data.num_labels, data=data, workdir=workdir)
     tx, _ = make_optimizer(config, 1)
     batcher = Batcher(data.train, config.data.max_features, config.data.max_labels, config.data.text.length_buckets)

@@ -18,7 +18,7 @@ from typing import Any
 
 from xcs.data import text_source
 from xcs.data.split import Dataset
-from xcs.losses import top_label_share
+from xcs.train.auto import split_top_label_share
 
 DATA_INFO_FILE = "data.json"
 _FORMAT, _VERSION = "xcs-data-info", 1
@@ -38,8 +38,9 @@ def data_info(data: Dataset) -> dict[str, Any]:
         inputs["factors"] = [int(f.shape[1]) for f in train.factors]
     info = {"format": _FORMAT, "version": _VERSION, "name": data.name, "location": data.location,
             "num_features": int(data.num_features), "num_labels": int(data.num_labels), "inputs": inputs}
-    if train.labels is not None:  # what config.loss.name=auto is resolved from (xcs.train.auto), here and at prediction
-        info["top_label_share"] = top_label_share(train.labels.column_counts(), train.num_points)
+    share = split_top_label_share(train)  # what config.loss.name=auto is resolved from, in training and prediction
+    if share is not None:
+        info["top_label_share"] = share
     return info
 
 

@@ -12,7 +12,15 @@ import copy
 import ml_collections
 
 from xcs.core.errors import UserError
-from xcs.losses import AUTO, choose_loss
+from xcs.data.split import Split
+from xcs.losses import AUTO, choose_loss, top_label_share
+
+
+def split_top_label_share(split: Split) -> float | None:
+    """The share of `split`'s points holding its most frequent label (None for a split without labels)."""
+    if split.labels is None:
+        return None
+    return top_label_share(split.labels.column_counts(), split.num_points)
 
 
 def resolve_auto(config: ml_collections.ConfigDict, top_label_share: float | None) -> ml_collections.ConfigDict:

@@ -16,7 +16,7 @@ from absl import logging
 
 from xcs.data.batching import Batcher, EpochIterator
 from xcs.data.dataset import Dataset, load_dataset
-from xcs.losses import AUTO, get_loss, top_label_share
+from xcs.losses import AUTO, get_loss
 from xcs.metrics import inverse_propensity
 from xcs.parallel import mesh as mesh_lib
 from xcs.registry import build_model, head_test_metrics, head_update, periodic_actions
@@ -25,7 +25,7 @@ from xcs.train import knn
 from xcs.train import workdir as workdir_lib
 from xcs.train.artifacts import save_for_prediction
 from xcs.train.async_step import make_step, wrap_optimizer
-from xcs.train.auto import resolve_auto
+from xcs.train.auto import resolve_auto, split_top_label_share
 from xcs.train.checkpoint import Checkpointer, record_train_seconds, train_seconds_at
 from xcs.train.evaluate import evaluate
 from xcs.train.jsonio import write_json
@@ -143,7 +143,7 @@ def _resolve_loss(config: ml_collections.ConfigDict, data: Dataset) -> ml_collec
     """`config` with loss.name=auto resolved from the training labels (xcs.train.auto), the choice logged."""
     if config.loss.name != AUTO:
         return config
-    share = top_label_share(data.train.labels.column_counts(), data.train.num_points)
+    share = split_top_label_share(data.train)
     resolved = resolve_auto(config, share)
     logging.info("loss auto: the most frequent label is on %.1f %% of the training points (auto_share %.2f): %s, "
                  "%g epochs, kNN neighbors %d", 100 * share, config.loss.auto_share, resolved.loss.name,
