@@ -197,7 +197,8 @@ def get_config() -> ml_collections.ConfigDict:
     )
 
     config.lsh = ml_collections.ConfigDict(
-        dict(  # LSH candidate retrieval for the output layer (model.head.name=lsh, xcs.lsh); loss softmax or bce
+        # LSH candidate retrieval for the output layer (model.head.name=lsh, xcs.lsh); loss softmax, bce, ova or auto
+        dict(
             family="dwta",  # wta | dwta (densified WTA) | simhash | uniform (no tables: true labels + random negatives)
             bits=12,  # bits of a bucket key: 2^bits buckets per table (wta/dwta: a multiple of log2(window))
             window=8,  # wta/dwta: coordinates compared per code (a power of two): log2(window) bits per code
@@ -213,7 +214,9 @@ def get_config() -> ml_collections.ConfigDict:
             # 0.86 to 0.69 (P@1 61.63 vs 61.87): dividing by the largest norm shrinks every angle's spread
             mips="none",
             candidates=512,  # labels scored per point at prediction (retrieved, deduplicated, random fill)
-            batch_candidates=8192,  # labels shared by a training batch: its true labels, retrieved ones, random fill
+            # labels shared by a training batch: its true labels, retrieved ones, random fill (at least the batch's
+            # label slots, batch_size x the most labels of a point)
+            batch_candidates=8192,
             predict="candidates",  # candidates (retrieve, re-score exactly, top-k) | exact (score all labels)
             rehash="fixed",  # none | fixed (every rehash_interval) | exponential (growing intervals) | drift (checked)
             rehash_interval=50,  # steps between rehashes (first interval for exponential; checks for drift)
@@ -233,6 +236,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.warmup_steps = 100  # linear warmup from 0 to the peak learning rate
     config.train.final_lr_fraction = 0.0  # cosine ends at this fraction of the peak
     config.train.clip_grad_norm = 0.0  # clip the global gradient norm; 0 = off
+    # bag encoder: the embedding table's gradient and optimizer step touch only the batch's feature rows (lazy
+    # Adam / SGD, as TF's LazyAdam and torch's SparseAdam; a row's moments rest while the row is not in a batch);
+    # one device, sync, no clipping (xcs.train.sparse_table)
+    config.train.sparse_embedding = False
     config.train.optimizer = ml_collections.ConfigDict()
     # 3e-3: better than 1e-3 on wordnet_hypernyms (validation P@1 50.7 vs 48.3) and on two synthetic
     # shapes (5k labels: 79.2 vs 78.3; 30k labels, flatter prior: 39.9 vs 34.4); 1e-2 is worse.

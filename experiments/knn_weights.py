@@ -32,6 +32,7 @@ from xcs.train.auto import resolve_auto, split_top_label_share
 from xcs.train.checkpoint import Checkpointer
 from xcs.train.evaluate import evaluate
 from xcs.train.optim import make_optimizer
+from xcs.train.sparse_table import optimizer_init
 from xcs.train.state import create_state, variables
 from xcs.validate import validate
 
@@ -57,7 +58,8 @@ def restore_run(workdir: str):
     model = build_model(config, data.num_features, data.num_labels, data=data, workdir=workdir)
     tx, _ = make_optimizer(config, 1)
     batcher = Batcher(data.train, config.data.max_features, config.data.max_labels, config.data.text.length_buckets)
-    state = create_state(model, tx, batcher(np.arange(2)), get_loss(config.loss.name), jax.random.PRNGKey(0))
+    state = create_state(model, tx, batcher(np.arange(2)), get_loss(config.loss.name), jax.random.PRNGKey(0),
+                         optimizer_init(config, tx))
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
     step = checkpointer.latest_step()
     if step is None:

@@ -126,7 +126,7 @@ def test_votes_of_a_shared_label_add_up():
     ("eval.knn.weight", 1.5, "config.eval.knn.weight=1.5"),
     ("eval.knn.temperature", 0.0, "config.eval.knn.temperature=0.0"),
     ("loss.name", "bce", "config.loss.name='bce'"),
-    ("model.head.name", "lsh", "config.model.head.name='lsh'"),
+    ("model.head.name", "lsh", "with the lsh head it needs lsh.predict='exact'"),  # its default predict=candidates
     ("mesh.shape", (1, 2), "config.mesh.shape=(1, 2)")])
 def test_unusable_knn_settings_are_refused_with_the_key(key, value, message, tmp_path):
     config = default.get_config()

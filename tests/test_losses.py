@@ -11,6 +11,7 @@ from xcs.losses import (
     choose_loss,
     one_vs_all,
     one_vs_all_from_parts,
+    one_vs_all_sampled,
     softmax_cross_entropy,
     softmax_pal,
     top_label_share,
@@ -189,3 +190,32 @@ def test_auto_loss_end_to_end_is_chosen_from_the_training_labels(tmp_path):
         assert results["knn_neighbors"] == (0 if expected == "ova" else 3)
         predictor = load(str(tmp_path / name))
         assert predictor.config.loss.name == expected and predictor.knn == (expected == "softmax")
+
+
+def _softplus(x):
+    return np.logaddexp(x, 0.0)
+
+
+def test_sampled_one_vs_all_over_a_block_scales_its_negatives_to_all_labels():
+    rng = np.random.default_rng(3)
+    L, C, B, Y = 40, 12, 5, 3
+    c = np.log(L)
+    logits = rng.normal(size=(B, C)).astype(np.float32)
+    logits[:, -2:] = -np.inf  # two empty slots: 10 valid candidates
+    label_idx = rng.integers(0, C - 2, (B, Y)).astype(np.int32)
+    label_idx[:, 1] = (label_idx[:, 0] + 1) % (C - 2)  # distinct positives within a row
+    label_idx[:, 2] = (label_idx[:, 0] + 2) % (C - 2)
+    label_mask = rng.random((B, Y)) < 0.7
+    label_mask[:, 0] = True
+    got = np.asarray(one_vs_all_sampled(L)(jnp.asarray(logits), jnp.asarray(label_idx), jnp.asarray(label_mask)))
+    for b in range(B):
+        pos = set(label_idx[b][label_mask[b]])
+        neg = [j for j in range(C - 2) if j not in pos]
+        scale = (L - len(pos)) / len(neg)
+        want = (scale * sum(_softplus(logits[b, j] - c) for j in neg)
+                + sum(_softplus(logits[b, j] - c) - (logits[b, j] - c) for j in pos))
+        np.testing.assert_allclose(got[b], want, rtol=1e-5)
+    # Over a block of all labels it is one_vs_all.
+    full = rng.normal(size=(B, L)).astype(np.float32)
+    args = (jnp.asarray(full), jnp.asarray(label_idx), jnp.asarray(label_mask))
+    np.testing.assert_allclose(np.asarray(one_vs_all_sampled(L)(*args)), np.asarray(one_vs_all(*args)), rtol=1e-5)

@@ -17,8 +17,8 @@ from xcs.losses import binary_cross_entropy, softmax_cross_entropy
 from xcs.lsh import head as lsh
 from xcs.lsh.actions import exponential_steps
 from xcs.lsh.hashing import HashSpec, hash_keys, hash_rows_chunked, init_hash
-from xcs.lsh.row_optim import init_row_opt, row_update
 from xcs.lsh.tables import FILL, RETRIEVED, TRUE, select_candidates
+from xcs.nn.row_optim import init_row_opt, row_update
 
 FAMILY_SPECS = [("wta", 4), ("dwta", 4), ("simhash", 2)]
 
@@ -333,9 +333,11 @@ def test_true_labels_always_candidates_and_ids_in_range():
         assert np.all((pc[pv] >= 0) & (pc[pv] < L)) and pv.sum(1).max() <= 20
         _, ids = lsh.topk(cfg, state, h_aug[:, :d], 5, True, jax.random.PRNGKey(seed))
         assert np.all((np.asarray(ids) >= -1) & (np.asarray(ids) < L))
-    with pytest.raises(ValueError, match="config.lsh.batch_candidates"):
-        lsh.train_candidates(_cfg(L=L, dim=d + 1, C=B * Y - 1), state, h_aug, label_idx, label_mask,
-                             jax.random.PRNGKey(0))
+    # A block smaller than the batch's label slots grows to them: every true label stays a candidate.
+    cand, valid = lsh.train_candidates(_cfg(L=L, dim=d + 1, C=B * Y - 1), state, h_aug, label_idx, label_mask,
+                                       jax.random.PRNGKey(0))
+    assert cand.shape == (min(B * Y, L),)
+    assert set(np.asarray(label_idx)[np.asarray(label_mask)]) <= set(np.asarray(cand)[np.asarray(valid)])
 
 
 def test_rescored_topk_is_exact_over_the_candidates():
@@ -451,3 +453,20 @@ def test_lsh_table_sweep_builds_every_run(tmp_path):
             HashSpec(c.family, 65, c.num_tables, c.bits, c.window, c.probes)
     with pytest.raises(ValueError, match="method="):
         table.get_config("method=nope")
+
+
+def test_knn_reads_of_the_exact_head_match_numpy():
+    """What the kNN mix reads of an lsh head with predict=exact: the logits of any labels and the log-partition."""
+    L, d, B = 300, 8, 7
+    cfg = _cfg("uniform", L=L, dim=d + 1, predict="exact")
+    state = lsh.init_state(jax.random.PRNGKey(0), cfg, L, d, True, "adam")
+    w = np.asarray(state.weights) + np.random.default_rng(1).normal(size=state.weights.shape).astype(np.float32)
+    state = state.replace(weights=jnp.asarray(w))
+    h = np.random.default_rng(2).normal(size=(B, d)).astype(np.float32)
+    ids = np.random.default_rng(3).integers(0, L, (B, 11)).astype(np.int32)
+    logits = h @ w[:, :d].T + w[:, d]  # rows [w, b]
+    got = np.asarray(lsh.label_logits(state, jnp.asarray(h), jnp.asarray(ids), True))
+    np.testing.assert_allclose(got, np.take_along_axis(logits, ids, axis=1), rtol=1e-5, atol=1e-5)
+    scores, top, lse = lsh.exact_topk(cfg, state, jnp.asarray(h), 5, True, with_logsumexp=True)
+    np.testing.assert_allclose(np.asarray(lse), np.log(np.exp(logits).sum(1)), rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(top), np.argsort(-logits, axis=1)[:, :5])

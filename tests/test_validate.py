@@ -43,7 +43,7 @@ BAD = [
     ({"model.head.name": "factored"}, "config.loss.name='softmax'"),  # losses
     ({"model.head.name": "lsh", "model.head.intermediate": 64}, "config.model.head.intermediate=64"),
     ({"model.head.name": "lsh", "aux.clusters": 8}, "config.aux.clusters=8"),
-    ({"model.head.name": "lsh", "eval.knn.neighbors": 4}, "config.model.head.name='lsh'"),  # knn
+    ({"model.head.name": "lsh", "eval.knn.neighbors": 4}, "with the lsh head it needs lsh.predict='exact'"),  # knn
     ({"model.head.name": "sparse", "mesh.shape": (2, 4)}, "config.model.head.name='sparse'"),  # mesh
     ({"model.head.name": "factored", "loss.name": "squared_error", "train.mode": "async"},
      "config.train.mode='async'"),  # async SGD

@@ -117,6 +117,28 @@ def one_vs_all_from_parts(softplus_sum: jax.Array, positive: jax.Array, label_ma
     return softplus_sum - jnp.where(label_mask, positive - c, 0.0).sum(-1)
 
 
+def one_vs_all_sampled(num_labels: int) -> LossFn:
+    """one_vs_all over a block of candidate labels standing for all `num_labels` (the lsh head's training block):
+    logits [B, C] of the block (-inf: an empty slot), the positives at label_idx in it.
+
+    The offset is log L, as over all labels, and the negatives' softplus sum is scaled by (L - P) / (C' - P)
+    (C' valid candidates, P the point's positives): the block's negatives stand for all L - P as a uniform sample
+    would. When the block is all L labels this is one_vs_all exactly.
+    """
+    c = ova_offset(num_labels)
+
+    def loss(logits: jax.Array, label_idx: jax.Array, label_mask: jax.Array) -> jax.Array:
+        positive = positive_logits(logits, label_idx, label_mask)
+        positives = label_mask.sum(-1)
+        positive_softplus = jnp.where(label_mask, jax.nn.softplus(positive - c), 0.0).sum(-1)
+        negative_softplus = jax.nn.softplus(logits - c).sum(-1) - positive_softplus
+        candidates = jnp.isfinite(logits).sum(-1)
+        scale = (num_labels - positives) / jnp.maximum(candidates - positives, 1)
+        return scale * negative_softplus + positive_softplus - jnp.where(label_mask, positive - c, 0.0).sum(-1)
+
+    return loss
+
+
 def squared_hinge(logits: jax.Array, label_idx: jax.Array, label_mask: jax.Array) -> jax.Array:
     """Sum over labels of max(0, 1 - s_j z_j)^2 with s_j = +1 for positives, -1 otherwise.
 

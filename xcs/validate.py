@@ -162,7 +162,7 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
                 f"auto chooses softmax or ova, and the {name} head trains {', '.join(head.losses or ())}")
         require(0.0 < config.loss.auto_share <= 1.0, config, "loss.auto_share", "must be in (0, 1]")
         require(config.loss.auto_ova_epochs > 0.0, config, "loss.auto_ova_epochs", "must be > 0")
-    if head.losses is not None:
+    if head.losses is not None and config.loss.name != AUTO:
         require(config.loss.name in head.losses, config, "loss.name",
                 f"the {name} head trains {', '.join(head.losses)}")
     h = config.model.head
@@ -187,6 +187,15 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
                 f"the {name} head owns its update and is not simulated asynchronously; use train.mode=sync")
         require(encoder.async_sgd, config, "train.mode",
                 f"the {encoder.name} encoder is not simulated asynchronously; use train.mode=sync")
+    if config.train.sparse_embedding:
+        require(encoder.sparse_embedding, config, "train.sparse_embedding",
+                f"the {encoder.name} encoder has no embedding table read by feature ids (encoders that do: "
+                f"{', '.join(m.name for m in ENCODERS.values() if m.sparse_embedding)})")
+        require(shape == (1, 1), config, "train.sparse_embedding", f"runs on one device (mesh.shape={shape})")
+        require(config.train.mode == "sync", config, "train.sparse_embedding", "runs with train.mode=sync")
+        require(config.train.clip_grad_norm == 0, config, "train.sparse_embedding",
+                "the table's rows are stepped apart from optax, so the global norm is not clipped; set "
+                "train.clip_grad_norm=0")
     knn = config.eval.knn
     if knn.neighbors > 0:
         require(config.loss.name in ("softmax", AUTO), config, "loss.name",

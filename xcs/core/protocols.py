@@ -96,3 +96,6 @@ class EncoderMethod:
     actions: ActionFactory | None = None
     mesh: bool = True
     async_sgd: bool = True
+    # config.train.sparse_embedding: its params' "embedding" table is read only at batch["feat_idx"], and the
+    # module takes those rows gathered as batch["feat_rows"] [B, F, d] (xcs.train.sparse_table)
+    sparse_embedding: bool = False

@@ -38,7 +38,7 @@ def check_dense_bag(config: ml_collections.ConfigDict) -> None:
             "combine=concat needs an even width (each part gets width / 2)")
 
 
-BAG = EncoderMethod(name="bag", build=make_bag_encoder, check=check_bag,
+BAG = EncoderMethod(name="bag", build=make_bag_encoder, check=check_bag, sparse_embedding=True,
                     summary="tf-idf weighted embedding bag over the sparse features, then a residual MLP")
 DENSE = EncoderMethod(name="dense", build=make_dense_encoder, check=check_mlp,
                       summary="a projection of dense features x (or a gated input layer), then a residual MLP")

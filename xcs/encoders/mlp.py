@@ -44,7 +44,9 @@ class BagEncoder(nn.Module):
     """tf-idf weighted sum of feature embeddings over feat_idx, then a residual MLP.
 
     The gather is [B, F_max, d] (features per point, not the vocabulary), and its gradient is a
-    scatter-add into the embedding table.
+    scatter-add into the embedding table. With batch["feat_rows"] (the table's rows at feat_idx, gathered by the
+    train step when config.train.sparse_embedding is on, xcs.train.sparse_table) the module reads those instead,
+    so the step differentiates only the rows the batch touches.
     """
 
     num_features: int
@@ -66,7 +68,8 @@ class BagEncoder(nn.Module):
             val = jnp.where(keep, val / (1.0 - self.input_dropout), 0.0)
         init = nn.initializers.normal(stddev=self.embedding_init_std)
         table = self.param("embedding", init, (self.num_features, self.width), jnp.float32)
-        h = jnp.einsum("bf,bfd->bd", val, jnp.take(table, idx, axis=0))
+        rows = batch["feat_rows"] if "feat_rows" in batch else jnp.take(table, idx, axis=0)
+        h = jnp.einsum("bf,bfd->bd", val, rows)
         if self.gated is not None and self.gated.position != "residual":
             raise UserError(f"config.model.encoder.gated.position={self.gated.position!r}: the bag encoder has no "
                              "dense input layer to gate; use position=residual")

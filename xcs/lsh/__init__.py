@@ -3,7 +3,6 @@
   hashing.py   hash families (WTA, DWTA, SimHash) and multiprobe keys
   tables.py    bucket tables, insertion, candidate selection
   head.py      the functional head: state, candidate loss, rehash, top-k
-  row_optim.py row-sparse Adam/SGD on the candidate rows
   layer.py     the Flax module (LSHHead) and its update
   actions.py   rehash / drift check / rebuild as periodic actions
   recall.py    candidate recall at prediction (extra test metrics)

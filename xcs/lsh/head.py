@@ -6,10 +6,11 @@ matrix (D = d + 1 with the bias folded in as the last column: rows [w, b], queri
 label row is hashed into T tables; a query retrieves the labels in the buckets of its keys.
 
 Training (`update`): the retrieved labels of every point of the batch, the batch's true labels
-(always) and a random fill are merged into ONE deduplicated block of `batch_candidates` labels
+(always) and a random fill are merged into ONE deduplicated block of `batch_candidates` labels (at least
+the batch's label slots B x Y)
 (true labels first, then by how often they were retrieved). Every point is scored against that
 block with one [B, D] x [D, C] product, so the softmax (or BCE) is over the candidates only; the
-gradient reaches only the C candidate rows, and the row-sparse optimizer (xcs.lsh.row_optim)
+gradient reaches only the C candidate rows, and the row-sparse optimizer (xcs.nn.row_optim)
 touches only those rows. Sharing the block over the batch is what makes the touched rows unique
 (no segment-sum of duplicate rows) and the scoring a dense matmul; each point still sees every
 label that was retrieved for it unless the block overflows. With batch_candidates >= L the block
@@ -29,11 +30,10 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from xcs.core.errors import UserError
 from xcs.losses import LossFn
 from xcs.lsh.hashing import HashParams, HashSpec, hash_keys, hash_rows_chunked, init_hash, probe_keys
-from xcs.lsh.row_optim import RowOptState, init_row_opt
 from xcs.lsh.tables import FILL, RETRIEVED, TRUE, build_tables, fill_ids, lookup, positions, select_candidates
+from xcs.nn.row_optim import RowOptState, init_row_opt
 from xcs.nn.topk import chunked_topk
 
 PREDICT_MODES = ("candidates", "exact")
@@ -168,16 +168,18 @@ def _retrieved(cfg: LSHConfig, state: LSHState, h_aug: jax.Array, extra: int = 0
     return lookup(state.buckets, probe_keys(cfg.spec, state.hash, query, extra))
 
 
+def block_size(cfg: LSHConfig, batch_size: int, label_slots: int) -> int:
+    """The training block's size: config.lsh.batch_candidates, raised to the batch's label slots (B x Y) where
+    those are more, so that every true label is a candidate (the block then holds fewer negatives)."""
+    return max(cfg.batch_candidates, batch_size * label_slots)
+
+
 def train_candidates(cfg: LSHConfig, state: LSHState, h_aug: jax.Array, label_idx: jax.Array,
                      label_mask: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The batch's candidate block: (ids [C] ascending, valid [C]); contains every true label."""
     L = state.weights.shape[0]
     B, Y = label_idx.shape
-    C = cfg.batch_candidates
-    if C < min(B * Y, L):
-        raise UserError(f"config.lsh.batch_candidates={C} is smaller than the batch's label slots "
-                         f"(batch {B} x {Y} labels per point): the true labels must all be candidates; raise it or "
-                         f"cap the labels per point with config.data.max_labels")
+    C = block_size(cfg, B, Y)
     retrieved = _retrieved(cfg, state, h_aug).reshape(1, -1)
     true = jnp.where(label_mask, label_idx, -1).reshape(1, -1)
     fill_key, select_key = jax.random.split(key)
@@ -259,14 +261,27 @@ def rescore(weights: jax.Array, h_aug: jax.Array, cand: jax.Array, valid: jax.Ar
     return scores, ids
 
 
+def exact_topk(cfg: LSHConfig, state: LSHState, h: jax.Array, k: int, use_bias: bool, with_logsumexp: bool = False):
+    """The top-k over all labels, scored in chunks of labels (and the log-sum-exp of all logits if asked)."""
+    h_aug = augment(h, use_bias)
+
+    def score_chunk(start, size):
+        return h_aug @ jax.lax.dynamic_slice_in_dim(state.weights, start, size, axis=0).T
+
+    return chunked_topk(score_chunk, h.shape[0], state.weights.shape[0], cfg.score_chunk, k,
+                        with_logsumexp=with_logsumexp)
+
+
+def label_logits(state: LSHState, h: jax.Array, ids: jax.Array, use_bias: bool) -> jax.Array:
+    """Logits [B, M] of the labels ids [B, M] (only their rows are read)."""
+    return jnp.einsum("bd,bmd->bm", augment(h, use_bias), state.weights[ids])
+
+
 def topk(cfg: LSHConfig, state: LSHState, h: jax.Array, k: int, use_bias: bool,
          key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    h_aug = augment(h, use_bias)
     if cfg.predict == "exact":
-        def score_chunk(start, size):
-            return h_aug @ jax.lax.dynamic_slice_in_dim(state.weights, start, size, axis=0).T
-
-        return chunked_topk(score_chunk, h.shape[0], state.weights.shape[0], cfg.score_chunk, k)
+        return exact_topk(cfg, state, h, k, use_bias)
+    h_aug = augment(h, use_bias)
     cand, valid = predict_candidates(cfg, state, h_aug, key)
     return rescore(state.weights, h_aug, cand, valid, k, max(1, cfg.score_chunk // cand.shape[1]))
 

@@ -14,15 +14,15 @@ import jax
 import ml_collections
 
 from xcs.core.errors import UserError
-from xcs.losses import LossFn
+from xcs.losses import LossFn, get_loss, one_vs_all_sampled
 from xcs.lsh import head as lsh
 from xcs.lsh.hashing import HashSpec
-from xcs.lsh.row_optim import OPTIMIZERS, row_update
 from xcs.lsh.tables import INSERTIONS
+from xcs.nn.row_optim import OPTIMIZERS, row_update
 
 COLLECTION = "lsh"
 FAMILIES = ("wta", "dwta", "simhash", "uniform")  # uniform: sampled softmax with uniform negatives, no tables
-LOSSES = ("softmax", "bce")
+LOSSES = ("softmax", "bce", "ova")
 REHASH = ("none", "fixed", "exponential", "drift")
 HASH_LABELS = ("all", "trained")
 MIPS = ("none", "simple")
@@ -61,12 +61,19 @@ def lsh_config(config: ml_collections.ConfigDict, dim: int) -> lsh.LSHConfig:
                          c.predict, config.model.head.label_chunk, c.multiprobe, c.hash_labels, mips)
 
 
+def candidate_loss(name: str, num_labels: int) -> LossFn:
+    """The loss `name` over a training block of candidates: softmax and bce as they are (over the block); ova as
+    one_vs_all_sampled (its offset and its negatives' sum standing for all labels)."""
+    return one_vs_all_sampled(num_labels) if name == "ova" else get_loss(name)
+
+
 class LSHHead(nn.Module):
     in_features: int
     num_labels: int
     use_bias: bool
     cfg: lsh.LSHConfig
     optimizer: str  # config.train.optimizer.head.name
+    loss_name: str = "softmax"  # config.loss.name (resolved): the head trains its candidate form (candidate_loss)
 
     def setup(self):
         self.state = self.variable(COLLECTION, "state", lambda: lsh.init_state(
@@ -76,13 +83,21 @@ class LSHHead(nn.Module):
         return self.make_rng("dropout") if self.has_rng("dropout") else jax.random.PRNGKey(0)
 
     def loss(self, h: jax.Array, label_idx: jax.Array, label_mask: jax.Array, loss_fn: LossFn) -> jax.Array:
-        """Per-point loss [B] over the batch's candidates (no update)."""
-        per_point, *_ = lsh.loss_and_grads(self.cfg, self.state.value, h, label_idx, label_mask, loss_fn,
-                                           self.use_bias, self._key())
+        """Per-point loss [B] over the batch's candidates (no update): the candidate form of config.loss.name
+        (`loss_fn`, the loss over all labels, is not used)."""
+        per_point, *_ = lsh.loss_and_grads(self.cfg, self.state.value, h, label_idx, label_mask,
+                                           candidate_loss(self.loss_name, self.num_labels), self.use_bias, self._key())
         return per_point
 
     def topk(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
         return lsh.topk(self.cfg, self.state.value, h, k, self.use_bias, jax.random.PRNGKey(0))
+
+    # The kNN mix at prediction (xcs.train.knn) reads the softmax over all labels: predict=exact only (checked).
+    def topk_log_partition(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        return lsh.exact_topk(self.cfg, self.state.value, h, k, self.use_bias, with_logsumexp=True)
+
+    def label_logits(self, h: jax.Array, ids: jax.Array) -> jax.Array:
+        return lsh.label_logits(self.state.value, h, ids, self.use_bias)
 
 
 def make_lsh_head(config: ml_collections.ConfigDict, in_features: int, num_labels: int) -> LSHHead:
@@ -94,7 +109,7 @@ def make_lsh_head(config: ml_collections.ConfigDict, in_features: int, num_label
                          f"row-sparse optimizer is one of {list(OPTIMIZERS)}")
     head = config.model.head
     return LSHHead(in_features, num_labels, head.use_bias, lsh_config(config, in_features + int(head.use_bias)),
-                   config.train.optimizer.head.name)
+                   config.train.optimizer.head.name, config.loss.name)
 
 
 def head_state(model_state: dict) -> lsh.LSHState:
@@ -106,10 +121,12 @@ def replace_head_state(model_state: dict, state: lsh.LSHState) -> dict:
     return {**model_state, COLLECTION: {**model_state[COLLECTION], "head": {"state": state}}}
 
 
-def update_fn(head: LSHHead, config: ml_collections.ConfigDict, loss_fn: LossFn):
+def update_fn(head: LSHHead, config: ml_collections.ConfigDict):
     """The pure `(model_state, h, batch, lr, key) -> (model_state, per-point loss, ∂mean loss/∂h)`:
-    loss over the batch's candidates, then one row-sparse optimizer step on the candidate rows."""
+    loss over the batch's candidates (candidate_loss of config.loss.name), then one row-sparse optimizer step on
+    the candidate rows."""
     opt_cfg = config.train.optimizer.head
+    loss_fn = candidate_loss(config.loss.name, head.num_labels)
 
     def update(model_state, h, batch, lr, key):
         state = head_state(model_state)

@@ -7,11 +7,10 @@ import ml_collections
 
 from xcs.core.checks import choice, require
 from xcs.core.protocols import HeadMethod, HeadUpdate
-from xcs.losses import get_loss
 from xcs.lsh.actions import lsh_actions
 from xcs.lsh.layer import LOSSES, LSHHead, lsh_config, make_lsh_head, update_fn
 from xcs.lsh.recall import candidate_recall_metrics
-from xcs.lsh.row_optim import OPTIMIZERS
+from xcs.nn.row_optim import OPTIMIZERS
 from xcs.nn.schedules import learning_rate_schedule
 
 
@@ -25,6 +24,9 @@ def check(config: ml_collections.ConfigDict) -> None:
     require(0.0 <= c.drift_threshold <= 1.0, config, "lsh.drift_threshold", "must be in [0, 1]")
     require(c.drift_sample >= 1, config, "lsh.drift_sample", "must be >= 1")
     require(c.rebuild_interval >= 0, config, "lsh.rebuild_interval", "must be >= 0 (0 = never)")
+    if config.eval.knn.neighbors > 0:
+        require(c.predict == "exact", config, "eval.knn.neighbors",
+                "the kNN mix reads the softmax over all labels: with the lsh head it needs lsh.predict='exact'")
 
 
 def head_update(config: ml_collections.ConfigDict, model: nn.Module, total_steps: int) -> HeadUpdate:
@@ -32,10 +34,10 @@ def head_update(config: ml_collections.ConfigDict, model: nn.Module, total_steps
     rate with the loop's warmup and schedule."""
     assert isinstance(model.head, LSHHead), "validate refuses wrappers around the lsh head"
     schedule = learning_rate_schedule(config.train.optimizer.head, config.train, total_steps)
-    return HeadUpdate(schedule, update_fn(model.head, config, get_loss(config.loss.name)))
+    return HeadUpdate(schedule, update_fn(model.head, config))
 
 
 METHOD = HeadMethod(
     name="lsh", build=make_lsh_head, losses=LOSSES, check=check, update=head_update, actions=lsh_actions,
-    test_metrics=candidate_recall_metrics, intermediate=False, aux=False, async_sgd=False,
+    test_metrics=candidate_recall_metrics, intermediate=False, aux=False, async_sgd=False, knn=True,
     summary="scores only the labels its hash tables retrieve for the batch (WTA, DWTA, SimHash; SLIDE, MONGOOSE)")

@@ -5,5 +5,6 @@
   bias.py       per-label bias helpers and the wide dense layer
   wrappers.py   the intermediate layer a head may sit behind
   schedules.py  learning-rate schedules (warmup + cosine / constant)
+  row_optim.py  row-sparse (lazy) Adam / SGD: the lsh head's rows, the bag encoder's table (train.sparse_embedding)
   tree.py       finding a submodule and its variables in a Flax model
 """

@@ -36,6 +36,7 @@ from xcs.core.errors import UserError
 from xcs.core.protocols import HeadUpdate
 from xcs.losses import LossFn
 from xcs.nn.model import XMCModel
+from xcs.train.sparse_table import SparseTable
 from xcs.train.state import Batch, TrainState, make_train_step
 
 
@@ -118,8 +119,9 @@ def make_async_train_step(config: ml_collections.ConfigDict, model: XMCModel, tx
 
 def make_step(config: ml_collections.ConfigDict, model: XMCModel, tx: optax.GradientTransformation, loss_fn: LossFn,
               schedules: dict[str, optax.Schedule], head_update: HeadUpdate | None = None,
-              ) -> Callable[[TrainState, Batch, jax.Array], Any]:
-    """The train step of config.train.mode: xcs.train.state.make_train_step (sync) or the async one."""
+              sparse_table: SparseTable | None = None) -> Callable[[TrainState, Batch, jax.Array], Any]:
+    """The train step of config.train.mode: xcs.train.state.make_train_step (sync, with `sparse_table` where
+    config.train.sparse_embedding is on) or the async one (validate refuses async with sparse_embedding)."""
     if config.train.mode == "async":
         return make_async_train_step(config, model, tx, loss_fn, schedules, head_update)
-    return make_train_step(model, tx, loss_fn, schedules, head_update)
+    return make_train_step(model, tx, loss_fn, schedules, head_update, sparse_table)

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from absl import logging
 
 from xcs.data.batching import Batcher, EpochIterator
@@ -32,6 +33,7 @@ from xcs.train.jsonio import write_json
 from xcs.train.optim import make_optimizer
 from xcs.train.preemption import Interrupted, Preemption, stop_if_pending
 from xcs.train.sharded import create_sharded_state, shard_predict, shard_train_step
+from xcs.train.sparse_table import SparseTable, max_batch_rows, optimizer_init
 from xcs.train.state import create_state, make_predict, variables
 from xcs.train.writers import MetricWriter, Progress
 from xcs.validate import validate
@@ -191,7 +193,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
     init_key, step_key = jax.random.split(key)
     example = iterator.batcher(iterator.rows_for_step(0))
     if mesh is None:
-        state = create_state(model, tx, example, loss_fn, init_key)
+        state = create_state(model, tx, example, loss_fn, init_key, optimizer_init(config, tx))
     else:  # built shard by shard: a head too big for one device is never whole
         state, shardings = create_sharded_state(model, tx, example, loss_fn, init_key, mesh, config.mesh)
     num_params = sum(x.size for x in jax.tree.leaves(state.params))
@@ -207,7 +209,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
     if start:
         logging.info("resumed from checkpoint at step %d of %d", start, steps)
     last_good = start or None
-    train_step = make_step(config, model, tx, loss_fn, schedules, head_update(config, model, steps))
+    sparse_table = None
+    if config.train.sparse_embedding:  # the bag encoder's table: row-sparse gradient and update
+        lengths = np.minimum(train_batcher.features.row_lengths(), train_batcher.feature_width)
+        max_rows = max_batch_rows(lengths, map(iterator.rows_for_step, range(steps)), data.num_features)
+        sparse_table = SparseTable(data.num_features, max_rows, config.train.optimizer.encoder, schedules["encoder"])
+        logging.info("sparse_embedding: at most %d of the %d embedding rows per step", sparse_table.max_rows,
+                     data.num_features)
+    train_step = make_step(config, model, tx, loss_fn, schedules, head_update(config, model, steps), sparse_table)
     actions = periodic_actions(config, model, steps)
     predict_k = max(config.eval.top_k, config.eval.predict_k)
     predict = make_predict(model, predict_k)

@@ -25,10 +25,10 @@ class RowOptState:
     v: jax.Array  # [L, D] second moment (adam, adamw); an unused [1, D] for sgd
 
 
-def init_row_opt(weights: jax.Array, name: str) -> RowOptState:
+def init_row_opt(weights: jax.Array, name: str, key: str = "config.train.optimizer.head") -> RowOptState:
+    """Zero moments for `weights` [L, D]; `key` names the config section of the optimizer in an error."""
     if name not in OPTIMIZERS:
-        raise UserError(f"config.train.optimizer.head.name={name!r}: the lsh head's row-sparse optimizer is one "
-                         f"of {list(OPTIMIZERS)}")
+        raise UserError(f"{key}.name={name!r}: a row-sparse optimizer is one of {list(OPTIMIZERS)}")
     v_rows = weights.shape[0] if name != "sgd" else 1  # sgd: a [1, D] placeholder (checkpoints refuse empty arrays)
     return RowOptState(jnp.zeros((), jnp.int32), jnp.zeros_like(weights),
                        jnp.zeros((v_rows, weights.shape[1]), weights.dtype))
@@ -38,7 +38,8 @@ def row_update(weights: jax.Array, opt: RowOptState, rows: jax.Array, valid: jax
                lr: jax.Array, cfg: ml_collections.ConfigDict) -> tuple[jax.Array, RowOptState]:
     """One step on the distinct `rows` [R] (where `valid`) with their gradients [R, D].
 
-    `cfg` is config.train.optimizer.head (name, b1, b2, eps, momentum, weight_decay).
+    `cfg` is a config.train.optimizer section (name, b1, b2, eps, momentum, weight_decay). Rows of `rows` that are
+    not `valid` are neither read (row 0 stands in) nor written.
     """
     L = weights.shape[0]
     safe = jnp.where(valid, rows, 0)
