@@ -217,6 +217,7 @@ def get_config() -> ml_collections.ConfigDict:
             # labels shared by a training batch: its true labels, retrieved ones, random fill (at least the batch's
             # label slots, batch_size x the most labels of a point)
             batch_candidates=8192,
+            candidate_share=0.0,  # training block: at least this share of all labels (a block that grows with L)
             predict="candidates",  # candidates (retrieve, re-score exactly, top-k) | exact (score all labels)
             rehash="fixed",  # none | fixed (every rehash_interval) | exponential (growing intervals) | drift (checked)
             rehash_interval=50,  # steps between rehashes (first interval for exponential; checks for drift)

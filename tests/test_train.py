@@ -36,12 +36,23 @@ def test_every_config_smoke_variant_runs(path, tmp_path):
         assert 0.0 <= results["test"][key] <= 100.0
 
 
-def test_fast_variant_runs_with_bfloat16_head_products(tmp_path):
+def test_fast_variant_trains_sampled(tmp_path):
     config = load_config("configs/xmc.py", "fast,smoke")
-    assert config.model.head.matmul_dtype == "bfloat16"
+    assert config.model.head.name == "lsh" and config.lsh.family == "uniform" and config.train.sparse_embedding
     config.train.progress = "none"
+    config.lsh.batch_candidates = 100  # of 300 labels: a sampled block (the smoke's batch has 64 x 6 label slots)
+    config.data.max_labels = 1
     results = loop.train_and_evaluate(config, str(tmp_path))
-    assert results["test"]["P@1"] > 20.0  # it learns (smoke float32: ~70)
+    assert results["test"]["P@1"] > 40.0  # it learns (smoke, dense head: ~70)
+
+
+def test_real_data_default_trains_sampled_and_the_text_encoders_keep_the_dense_head():
+    config = load_config("configs/xmc.py", "data=x")
+    assert (config.model.head.name, config.lsh.family, config.lsh.predict) == ("lsh", "uniform", "exact")
+    assert config.train.sparse_embedding and config.loss.name == "auto" and config.eval.knn.neighbors == 10
+    for encoder in ("minilm", "minilm+tfidf"):
+        config = load_config("configs/xmc.py", f"data=x,encoder={encoder}")
+        assert config.model.head.name == "dense" and not config.train.sparse_embedding
 
 
 def launch(workdir, *overrides, wait=True):

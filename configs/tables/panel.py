@@ -38,7 +38,10 @@ Variants (`:key=value,...`):
   bce=0         without the plain-BCE run on wn_d2_seen that the sweep adds (default on)
   epochs=E      training epochs of every run (default 0: configs/xmc.py's for XC-format data, 8)
   fast          the `shape` config with configs/xmc.py's `fast` settings (apply_fast)
-  fast_runs=0   without the sweep's runs of configs/xmc.py's default (loss auto) and `fast` variant on each shape
+  dense         the dense head and embedding table trained in full for 8 epochs (configs/xmc.py's default until
+                2026-12-07; the loss columns ran with it)
+  fast_runs=0   without the sweep's runs of configs/xmc.py's default (loss auto), its `fast` variant and `dense`
+                on each shape
   smoke         seconds-long runs on small synthetic data with a dominant label (the tests run it)
 """
 
@@ -65,7 +68,7 @@ SHAPES = (*WORDNET, "syn_dominant")
 RUN = ("wn_d2_seen", "syn_dominant", "wn_full_seen", "wn_d1_seen", "wn_d2_random", "wn_d4_seen", "wn_full_random")
 LOSSES = ("softmax", "softmax_pal", "ova")
 VARIANTS = {"shape": "wn_d2_seen", "shapes": "+".join(RUN), "losses": "+".join(LOSSES), "loss": "", "epochs": 0.0,
-            "bce": True, "fast": False, "fast_runs": True, "smoke": False}
+            "bce": True, "fast": False, "fast_runs": True, "dense": False, "smoke": False}
 
 
 def _variant(arg: str | None) -> ml_collections.ConfigDict:
@@ -91,10 +94,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.data.name = v.shape
         config.data.synthetic.update(SYNTHETIC[v.shape])  # dominant_share: a field of SyntheticSpec only
         config.loss.name = "auto"  # as configs/xmc.py gives any XC-format data set
+        xmc.sampled_training(config)  # likewise
+        config.loss.auto_ova_epochs = 0.75  # likewise
         if not v.smoke:
-            config.train.epochs = 8.0  # as configs/xmc.py gives any XC-format data set (synthetic's own default: 5)
+            config.train.epochs = xmc.EPOCHS  # likewise (synthetic's own default: 5)
     else:
         config = xmc.build(data=v.shape)
+    if v.dense:
+        if v.fast:
+            raise ValueError("configs/tables/panel.py: `dense` and `fast` do not combine (fast trains sampled)")
+        config.model.head.name = "dense"  # configs/xmc.py's default head and table until 2026-12-07
+        config.train.sparse_embedding = False
+        config.train.epochs = 8.0
+        config.loss.auto_ova_epochs = 0.5
     config.data.validation_fraction = 0.1
     if v.loss:
         config.loss.name = v.loss
@@ -112,12 +124,13 @@ def sweep(add, arg: str | None = None) -> None:
     smoke = ",smoke" if v.smoke else ""
     for shape in v.shapes.split("+"):
         for loss in filter(None, v.losses.split("+")):  # losses= (empty): only the default and fast runs
-            add(arg=f"shape={shape},loss={loss}{smoke}")
-        if v.fast_runs:  # configs/xmc.py's default (loss auto) and its `fast` variant, side by side
+            add(arg=f"shape={shape},loss={loss},dense{smoke}")  # the losses were compared with the dense head
+        if v.fast_runs:  # configs/xmc.py's default (loss auto), its `fast` variant and the dense head, side by side
             add(arg=f"shape={shape}{smoke}")
             add(arg=f"shape={shape},fast{smoke}")
+            add(arg=f"shape={shape},dense{smoke}")
     if v.bce and "wn_d2_seen" in v.shapes.split("+") and "bce" not in v.losses.split("+"):
-        add(arg="shape=wn_d2_seen,loss=bce")  # ova without its logit offset: why BCE scored 19.1 P@1 in tuning
+        add(arg="shape=wn_d2_seen,loss=bce,dense")  # ova without its logit offset: why BCE scored 19.1 P@1 in tuning
 
 
 peers = baselines.peers  # napkinXC PLT and omikuji on the shape's data (one `shape` per call)
@@ -127,7 +140,8 @@ def _row(config: dict[str, Any]) -> str:
     shape = config["data"]["name"]
     if "peer" in config:
         return f"{shape} · " + {"napkinxc_plt": "napkinXC PLT", "omikuji": "omikuji"}[config["peer"]["method"]]
-    return f"{shape} · xcs {config['loss']['name']}" + (" fast" if xmc.is_fast(config) else "")
+    head = "sampled" if config["model"]["head"]["name"] == "lsh" else config["model"]["head"]["name"]
+    return f"{shape} · xcs {config['loss']['name']} · {head} {config['train']['epochs']:g} ep"
 
 
 def table(arg: str | None = None) -> dict[str, Any]:
