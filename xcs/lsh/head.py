@@ -54,6 +54,7 @@ class LSHConfig:
     multiprobe: int = 0  # extra buckets per table a query looks into (one code away, least certain first)
     hash_labels: str = "all"  # all | trained: only labels that were a true label of a training batch go in
     mips: bool = False  # simple-LSH transform (mips_rows / mips_queries); spec.dim is then D + 1
+    candidate_share: float = 0.0  # training block: at least this share of the labels
 
 
 @flax.struct.dataclass
@@ -168,10 +169,10 @@ def _retrieved(cfg: LSHConfig, state: LSHState, h_aug: jax.Array, extra: int = 0
     return lookup(state.buckets, probe_keys(cfg.spec, state.hash, query, extra))
 
 
-def block_size(cfg: LSHConfig, batch_size: int, label_slots: int) -> int:
-    """The training block's size: config.lsh.batch_candidates, raised to the batch's label slots (B x Y) where
-    those are more, so that every true label is a candidate (the block then holds fewer negatives)."""
-    return max(cfg.batch_candidates, batch_size * label_slots)
+def block_size(cfg: LSHConfig, batch_size: int, label_slots: int, num_labels: int) -> int:
+    """The training block's size: config.lsh.batch_candidates, raised to candidate_share of the labels and to the
+    batch's label slots (B x Y) where those are more (so that every true label is a candidate)."""
+    return max(cfg.batch_candidates, math.ceil(cfg.candidate_share * num_labels), batch_size * label_slots)
 
 
 def train_candidates(cfg: LSHConfig, state: LSHState, h_aug: jax.Array, label_idx: jax.Array,
@@ -179,7 +180,7 @@ def train_candidates(cfg: LSHConfig, state: LSHState, h_aug: jax.Array, label_id
     """The batch's candidate block: (ids [C] ascending, valid [C]); contains every true label."""
     L = state.weights.shape[0]
     B, Y = label_idx.shape
-    C = block_size(cfg, B, Y)
+    C = block_size(cfg, B, Y, L)
     retrieved = _retrieved(cfg, state, h_aug).reshape(1, -1)
     true = jnp.where(label_mask, label_idx, -1).reshape(1, -1)
     fill_key, select_key = jax.random.split(key)

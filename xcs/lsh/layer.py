@@ -58,7 +58,7 @@ def lsh_config(config: ml_collections.ConfigDict, dim: int) -> lsh.LSHConfig:
         raise UserError(f"config.lsh.multiprobe={c.multiprobe}: must be in [0, {spec.codes_per_table}] (codes per "
                          f"key: bits / log2(window), or bits for simhash)")
     return lsh.LSHConfig(spec, c.bucket_size, c.insertion, c.candidates, c.batch_candidates, c.hash_chunk,
-                         c.predict, config.model.head.label_chunk, c.multiprobe, c.hash_labels, mips)
+                         c.predict, config.model.head.label_chunk, c.multiprobe, c.hash_labels, mips, c.candidate_share)
 
 
 def candidate_loss(name: str, num_labels: int) -> LossFn:

@@ -24,6 +24,7 @@ def check(config: ml_collections.ConfigDict) -> None:
     require(0.0 <= c.drift_threshold <= 1.0, config, "lsh.drift_threshold", "must be in [0, 1]")
     require(c.drift_sample >= 1, config, "lsh.drift_sample", "must be >= 1")
     require(c.rebuild_interval >= 0, config, "lsh.rebuild_interval", "must be >= 0 (0 = never)")
+    require(0.0 <= c.candidate_share <= 1.0, config, "lsh.candidate_share", "must be in [0, 1]")
     if config.eval.knn.neighbors > 0:
         require(c.predict == "exact", config, "eval.knn.neighbors",
                 "the kNN mix reads the softmax over all labels: with the lsh head it needs lsh.predict='exact'")
