@@ -1,5 +1,6 @@
 """LSH head (xcs.lsh): hash families, tables, candidates, exactness at full budget, row-sparse optimizer."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -470,3 +471,10 @@ def test_knn_reads_of_the_exact_head_match_numpy():
     scores, top, lse = lsh.exact_topk(cfg, state, jnp.asarray(h), 5, True, with_logsumexp=True)
     np.testing.assert_allclose(np.asarray(lse), np.log(np.exp(logits).sum(1)), rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(top), np.argsort(-logits, axis=1)[:, :5])
+
+
+def test_block_size_is_the_largest_of_the_budget_the_share_and_the_label_slots():
+    cfg = dataclasses.replace(_cfg("uniform", L=1000, C=64), candidate_share=0.25)
+    assert lsh.block_size(cfg, 8, 4, 1000) == 250  # a quarter of the labels
+    assert lsh.block_size(cfg, 100, 4, 1000) == 400  # the batch's label slots
+    assert lsh.block_size(dataclasses.replace(cfg, candidate_share=0.0), 8, 4, 1000) == 64
