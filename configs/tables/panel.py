@@ -24,6 +24,8 @@ Shapes (`shape=NAME` gives that shape's config; the sweep runs every shape of `s
                 wordnet_hypernyms with the hypernyms up to 1, 2, 4 steps up or all of them (the full closure,
                 --depth 0), 'seen' split (every test label has a training point) or 'random'; 20,472 labels,
                 ~78k train points, 1.03 / 2.05 / 4.1 / 8.2 labels per point. wn_d2_seen is wordnet_hypernyms.
+  syn_tail      synthetic, 80k train points, 30k labels, 1.2 labels per point, 91 % of the labels with <= 5 training
+                points (like the unseen set A of issue 29)
   syn_dominant  synthetic (xcs.data.synthetic), 40k train points, 20k labels, 5.6 labels per point, with a
                 dominant label on ~50 % of the points, added to a point with probability rising with its label
                 count and bringing no features of its own (dominant_share=0.3): a common dependency, as on the
@@ -60,12 +62,18 @@ DEPTH = {"d1": 1, "d2": 2, "d4": 4, "full": 0}  # xcs.data.build wordnet_hyperny
 SYNTHETIC = {
     "syn_dominant": dict(num_train=40000, num_test=10000, num_features=50000, num_labels=20000, labels_per_point=6.0,
                          num_clusters=200, difficulty=0.5, dominant_share=0.3),
+    # A larger, tail-heavy output space, about one label a point (like the unseen set A of issue 29: 57k labels,
+    # 1.2 labels a point, 89 % of the labels with <= 5 points; here 30k labels, 1.2, 91 %, 21 % never in train):
+    # the sampled head's block is a fifth of the labels, not 4096.
+    "syn_tail": dict(num_train=80000, num_test=8000, num_features=60000, num_labels=30000, labels_per_point=1.2,
+                     num_clusters=300, zipf_exponent=0.7, difficulty=0.5),
     "smoke_dominant": dict(num_train=1000, num_test=200, num_features=2000, num_labels=300, labels_per_point=4.0,
                            num_clusters=20, dominant_share=0.3),
 }
-SHAPES = (*WORDNET, "syn_dominant")
+SHAPES = (*WORDNET, "syn_dominant", "syn_tail")
 # What the committed table ran (wn_d1_random and wn_d4_random not run: time)
-RUN = ("wn_d2_seen", "syn_dominant", "wn_full_seen", "wn_d1_seen", "wn_d2_random", "wn_d4_seen", "wn_full_random")
+RUN = ("wn_d2_seen", "syn_dominant", "wn_full_seen", "wn_d1_seen", "wn_d2_random", "wn_d4_seen", "wn_full_random",
+       "syn_tail")
 LOSSES = ("softmax", "softmax_pal", "ova")
 VARIANTS = {"shape": "wn_d2_seen", "shapes": "+".join(RUN), "losses": "+".join(LOSSES), "loss": "", "epochs": 0.0,
             "bce": True, "fast": False, "fast_runs": True, "dense": False, "smoke": False}
@@ -94,8 +102,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.data.name = v.shape
         config.data.synthetic.update(SYNTHETIC[v.shape])  # dominant_share: a field of SyntheticSpec only
         config.loss.name = "auto"  # as configs/xmc.py gives any XC-format data set
+        config.eval.knn.neighbors = 10  # likewise (auto turns it off where it picks ova)
         xmc.sampled_training(config)  # likewise
-        config.loss.auto_ova_epochs = 0.75  # likewise
         if not v.smoke:
             config.train.epochs = xmc.EPOCHS  # likewise (synthetic's own default: 5)
     else:
@@ -106,7 +114,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.model.head.name = "dense"  # configs/xmc.py's default head and table until 2026-12-07
         config.train.sparse_embedding = False
         config.train.epochs = 8.0
-        config.loss.auto_ova_epochs = 0.5
     config.data.validation_fraction = 0.1
     if v.loss:
         config.loss.name = v.loss
