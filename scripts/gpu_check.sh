@@ -33,7 +33,8 @@ $PY -c "import jax, json; print(json.dumps({'jax': jax.__version__, 'devices': [
   | tee "$OUT/devices.json"
 step tests 190 $PY -m pytest -q -p no:cacheprovider --junitxml="$OUT/tests.xml" \
   tests/test_losses.py tests/test_matmul.py tests/test_topk.py tests/test_bias.py tests/test_sparsity.py tests/test_lsh.py \
-  tests/test_factored.py tests/test_conditional.py tests/test_kronecker.py tests/test_validate.py tests/test_train.py
+  tests/test_factored.py tests/test_conditional.py tests/test_kronecker.py tests/test_validate.py tests/test_train.py \
+  tests/test_sparse_table.py
 step head_matmul 40 $PY -m experiments.benchmarks.head_matmul --shapes=1024x256x20472,1024x256x131072 \
   --out="$OUT/head_matmul.json"
 step heads 100 $PY -m experiments.benchmarks.heads --heads=dense,sparse,lsh --labels=100000,670000 --out="$OUT/heads.json"
