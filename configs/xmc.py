@@ -47,9 +47,9 @@ def build(*, data: str = "synthetic", encoder: str = "tfidf", fast: bool = False
         _tfidf_model(config)
         if encoder == "tfidf":
             sampled_training(config)
-            # Chosen with sampled training on the panel's validation splits (configs/tables/panel.py): 6 epochs (3 where
-            # auto picks ova) had the best mean and the best worst case of P@1 against 8 epochs of the dense head
-            # among 2, 4, 6, 8 (4 lost 1.9 on syn_tail, 8 lost 1.35 on wn_d1_seen; docs/methods/sampled.md)
+            # Chosen with sampled training on the panel's validation splits (configs/tables/panel.py): of 2, 4, 6, 8
+            # epochs (ova half of them), 6 had the best mean P@1 against 8 epochs of the dense head and PSP@5 near
+            # its; 4 the best worst case, but PSP@5 -3.3 on syn_tail (docs/methods/sampled.md)
             config.train.epochs = EPOCHS
     if encoder not in TEXT_ENCODERS and encoder != "tfidf":
         raise ValueError(f"config variant encoder={encoder!r}: expected tfidf, {', '.join(TEXT_ENCODERS)}")

@@ -6,9 +6,9 @@ matrix (D = d + 1 with the bias folded in as the last column: rows [w, b], queri
 label row is hashed into T tables; a query retrieves the labels in the buckets of its keys.
 
 Training (`update`): the retrieved labels of every point of the batch, the batch's true labels
-(always) and a random fill are merged into ONE deduplicated block of `batch_candidates` labels (at least
-the batch's label slots B x Y)
-(true labels first, then by how often they were retrieved). Every point is scored against that
+(always) and a random fill are merged into ONE deduplicated block of `batch_candidates` labels, or
+more (block_size: a share of the labels, the batch's label slots B x Y), true labels first, then by how
+often they were retrieved. Every point is scored against that
 block with one [B, D] x [D, C] product, so the softmax (or BCE) is over the candidates only; the
 gradient reaches only the C candidate rows, and the row-sparse optimizer (xcs.nn.row_optim)
 touches only those rows. Sharing the block over the batch is what makes the touched rows unique
