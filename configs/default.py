@@ -182,6 +182,9 @@ def get_config() -> ml_collections.ConfigDict:
     # auto: where it chooses ova, train this share of train.epochs (ova overfits sooner: on three panel shapes 4 epochs
     # beat 8 by 0.4-0.9 P@1); 1 = the same epochs
     config.loss.auto_ova_epochs = 0.5
+    # auto: where it chooses ova, this model.encoder.width instead (configs/xmc.py: 256 where softmax takes 512; the
+    # wider model lost P@1 on the panel's three ova shapes); 0 = model.encoder.width
+    config.loss.auto_ova_width = 0
 
     config.factored = ml_collections.ConfigDict(
         dict(  # factored exact-update head (model.head.name=factored, xcs.factored.layer); needs a spherical loss

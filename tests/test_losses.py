@@ -165,8 +165,9 @@ def test_auto_chooses_ova_only_where_one_label_dominates():
 
 
 def test_auto_loss_end_to_end_is_chosen_from_the_training_labels(tmp_path):
-    """loss=auto trains (and records) ova, for auto_ova_epochs of the epochs and without the kNN mix, on data with a
-    dominant label; softmax with the mix without one; xcs.predict resolves the run's config the same way."""
+    """loss=auto trains (and records) ova, for auto_ova_epochs of the epochs, at auto_ova_width and without the kNN
+    mix, on data with a dominant label; softmax with the mix at model.encoder.width without one; xcs.predict resolves
+    the run's config the same way (a model of the other width would not restore)."""
     from configs import xmc
     from configs.tables import panel
     from xcs.data.dataset import load_dataset
@@ -176,6 +177,7 @@ def test_auto_loss_end_to_end_is_chosen_from_the_training_labels(tmp_path):
     for name, config in (("dominant", panel.get_config("smoke")), ("plain", xmc.get_config("smoke"))):
         config.loss.name = "auto"
         config.eval.knn.neighbors = 3
+        config.model.encoder.width, config.loss.auto_ova_width = 32, 16
         config.data.synthetic.zipf_exponent = 1.0 if name == "dominant" else 0.0  # plain: a flat label prior
         config.train.progress = "none"
         config.train.steps = 0
@@ -188,6 +190,7 @@ def test_auto_loss_end_to_end_is_chosen_from_the_training_labels(tmp_path):
         assert results["loss"] == expected
         assert results["epochs"] == pytest.approx(2.0 * (config.loss.auto_ova_epochs if expected == "ova" else 1.0))
         assert results["knn_neighbors"] == (0 if expected == "ova" else 3)
+        assert results["width"] == (16 if expected == "ova" else 32)
         predictor = load(str(tmp_path / name))
         assert predictor.config.loss.name == expected and predictor.knn == (expected == "softmax")
 

@@ -162,6 +162,8 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
                 f"auto chooses softmax or ova, and the {name} head trains {', '.join(head.losses or ())}")
         require(0.0 < config.loss.auto_share <= 1.0, config, "loss.auto_share", "must be in (0, 1]")
         require(config.loss.auto_ova_epochs > 0.0, config, "loss.auto_ova_epochs", "must be > 0")
+        require(config.loss.auto_ova_width >= 0, config, "loss.auto_ova_width",
+                "must be >= 0 (0 = model.encoder.width)")
     if head.losses is not None and config.loss.name != AUTO:
         require(config.loss.name in head.losses, config, "loss.name",
                 f"the {name} head trains {', '.join(head.losses)}")

@@ -40,8 +40,8 @@ Variants (`:key=value,...`):
   bce=0         without the plain-BCE run on wn_d2_seen that the sweep adds (default on)
   epochs=E      training epochs of every run (default 0: configs/xmc.py's for XC-format data, 8)
   fast          the `shape` config with configs/xmc.py's `fast` settings (apply_fast)
-  dense         the dense head and embedding table trained in full for 8 epochs (configs/xmc.py's default until
-                2026-12-07; the loss columns ran with it)
+  dense         the dense head and embedding table trained in full for 8 epochs at width 256 (configs/xmc.py's
+                default until 2026-12-07; the loss columns ran with it)
   fast_runs=0   without the sweep's runs of configs/xmc.py's default (loss auto), its `fast` variant and `dense`
                 on each shape
   smoke         seconds-long runs on small synthetic data with a dominant label (the tests run it)
@@ -103,9 +103,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.data.synthetic.update(SYNTHETIC[v.shape])  # dominant_share: a field of SyntheticSpec only
         config.loss.name = "auto"  # as configs/xmc.py gives any XC-format data set
         config.eval.knn.neighbors = 10  # likewise (auto turns it off where it picks ova)
-        xmc.sampled_training(config)  # likewise
         if not v.smoke:
-            config.train.epochs = xmc.EPOCHS  # likewise (synthetic's own default: 5)
+            xmc.sampled_default(config)  # likewise (synthetic's own default: dense, 5 epochs)
+        else:
+            xmc.sampled_training(config)
     else:
         config = xmc.build(data=v.shape)
     if v.dense:
@@ -114,6 +115,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.model.head.name = "dense"  # configs/xmc.py's default head and table until 2026-12-07
         config.train.sparse_embedding = False
         config.train.epochs = 8.0
+        config.model.encoder.width, config.loss.auto_ova_width = 256, 0
     config.data.validation_fraction = 0.1
     if v.loss:
         config.loss.name = v.loss
@@ -148,7 +150,10 @@ def _row(config: dict[str, Any]) -> str:
     if "peer" in config:
         return f"{shape} · " + {"napkinxc_plt": "napkinXC PLT", "omikuji": "omikuji"}[config["peer"]["method"]]
     head = "sampled" if config["model"]["head"]["name"] == "lsh" else config["model"]["head"]["name"]
-    return f"{shape} · xcs {config['loss']['name']} · {head} {config['train']['epochs']:g} ep"
+    width, ova_width = config["model"]["encoder"]["width"], config["loss"].get("auto_ova_width", 0)
+    if config["loss"]["name"] == "auto" and ova_width and ova_width != width:
+        width = f"{width} (ova {ova_width})"
+    return f"{shape} · xcs {config['loss']['name']} · {head} {config['train']['epochs']:g} ep, d {width}"
 
 
 def table(arg: str | None = None) -> dict[str, Any]:

@@ -27,7 +27,8 @@ def resolve_auto(config: ml_collections.ConfigDict, top_label_share: float | Non
     """`config` with loss.name=auto replaced by its choice (xcs.losses.choose_loss); unchanged otherwise.
 
     Where the choice is ova: train.epochs scaled by loss.auto_ova_epochs (train.steps, when given, is kept),
-    and the kNN mix off (eval.knn.neighbors=0: it reads softmax probabilities).
+    model.encoder.width set to loss.auto_ova_width (when > 0), and the kNN mix off (eval.knn.neighbors=0: it reads
+    softmax probabilities).
     """
     if config.loss.name != AUTO:
         return config
@@ -39,5 +40,7 @@ def resolve_auto(config: ml_collections.ConfigDict, top_label_share: float | Non
     if resolved.loss.name == "ova":
         if not config.train.steps:
             resolved.train.epochs = config.train.epochs * config.loss.auto_ova_epochs
+        if config.loss.auto_ova_width:
+            resolved.model.encoder.width = config.loss.auto_ova_width
         resolved.eval.knn.neighbors = 0
     return resolved

@@ -148,8 +148,8 @@ def _resolve_loss(config: ml_collections.ConfigDict, data: Dataset) -> ml_collec
     share = split_top_label_share(data.train)
     resolved = resolve_auto(config, share)
     logging.info("loss auto: the most frequent label is on %.1f %% of the training points (auto_share %.2f): %s, "
-                 "%g epochs, kNN neighbors %d", 100 * share, config.loss.auto_share, resolved.loss.name,
-                 resolved.train.epochs, resolved.eval.knn.neighbors)
+                 "%g epochs, width %d, kNN neighbors %d", 100 * share, config.loss.auto_share, resolved.loss.name,
+                 resolved.train.epochs, resolved.model.encoder.width, resolved.eval.knn.neighbors)
     return resolved
 
 
@@ -304,6 +304,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
         "evaluated_on": "validation" if config.data.validation_fraction > 0 else "test",
         "loss": config.loss.name,  # the loss trained (config.loss.name=auto: the one chosen from the data)
         "knn_neighbors": config.eval.knn.neighbors,  # K of the kNN mix the metrics were computed with (0: none)
+        "width": config.model.encoder.width,  # the encoder's width trained (loss auto: the one chosen with the loss)
         "steps": steps,
         "resumed_from_step": start,
         "epochs": steps / iterator.steps_per_epoch,
