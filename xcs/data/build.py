@@ -2,12 +2,15 @@
 
     apt-get install -y wordnet-base                      # WordNet 3.0 under /usr/share/wordnet
     python -m xcs.data.build wordnet_hypernyms           # -> data/wordnet_hypernyms (~10 s on 2 cores)
+    apt-get install -y linux-source-6.1                  # the kernel's sources as a tarball under /usr/src
+    python -m xcs.data.build linux_includes              # -> data/linux_includes
     python -m xcs.data.build wordnet_closure --format=texts --out data/wn_closure_texts
 
 Data sets (one module per source under xcs/data/builders/):
 
   wordnet_hypernyms  synset text -> its parents and grandparents (~2 labels a point, long tail)
   wordnet_closure    synset text -> all its ancestors (~8 labels a point, one head label on 86 %)
+  linux_includes     a kernel C file's text -> the headers it includes (~10 labels a point, head on 42 %)
 
 Every build is deterministic. `--out` defaults to $XCS_DATA_DIR/NAME (XCS_DATA_DIR default ./data),
 where `--config=configs/xmc.py:data=NAME` reads it. `--format=xc` (default) writes train.txt /
@@ -27,11 +30,11 @@ import os
 import sys
 
 from xcs.core.errors import EXIT_USER_ERROR, UserError
-from xcs.data.builders import common, wordnet
+from xcs.data.builders import common, linux_includes, wordnet
 from xcs.data.errors import DataFormatError
 
 # name -> the module that builds it: add_arguments(parser, name), build(name, args, options)
-BUILDERS = {"wordnet_hypernyms": wordnet, "wordnet_closure": wordnet}
+BUILDERS = {"wordnet_hypernyms": wordnet, "wordnet_closure": wordnet, "linux_includes": linux_includes}
 
 
 def parser() -> argparse.ArgumentParser:
