@@ -69,6 +69,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 EPOCHS = 6.0  # real (XC) data with the tf-idf encoder: epochs of the default (sampled_default)
 WIDTH = 512  # its encoder width where auto picks softmax
 OVA_WIDTH = 256  # and where auto picks ova (loss.auto_ova_width)
+# A batch is as wide as the widest row it may hold, so one long document sets the cost of every step: rows keep
+# their ROW_FEATURES strongest tf-idf entries (data.max_features). No panel shape has a row of more than 64; on
+# linux_seen (a median of 233, the longest 4440) 256 kept P@1 (docs/methods/sampled.md) at a fifth of the time.
+ROW_FEATURES = 256
 
 
 def _tfidf_model(config: ml_collections.ConfigDict) -> None:
@@ -88,13 +92,15 @@ def sampled_training(config: ml_collections.ConfigDict) -> None:
     4096 or a fifth of the labels) and the tf-idf embedding table at the batch's feature rows only, both with
     row-sparse Adam: the lsh head with family=uniform (no hash tables; prediction scores every label exactly) and
     train.sparse_embedding. On the panel's validation splits (configs/tables/panel.py) at the same epochs as the
-    dense head (8): P@1 -1.35..+0.98 (+0.28 on average), 0.34-0.50 of the time (docs/methods/sampled.md)."""
+    dense head (8): P@1 -1.35..+0.98 (+0.28 on average), 0.34-0.50 of the time (docs/methods/sampled.md). Rows keep
+    their ROW_FEATURES strongest entries."""
     config.model.head.name = "lsh"
     config.lsh.family = "uniform"
     config.lsh.predict = "exact"
     config.lsh.batch_candidates = 4096
     config.lsh.candidate_share = 0.2
     config.train.sparse_embedding = config.model.encoder.name == "bag"
+    config.data.max_features = ROW_FEATURES
 
 
 def sampled_default(config: ml_collections.ConfigDict) -> None:

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The panel of data shapes (configs/tables/panel.py), from nothing to experiments/results/panel/with_peers/table.md:
-# builds the wordnet shapes' data that $XCS_DATA_DIR lacks, runs the sweep (every shape x loss, validation
+# builds the real shapes' data that $XCS_DATA_DIR lacks, runs the sweep (every shape x loss, validation
 # splits; with the BCE run that explains issue 29's 19.1), the peers on every shape and seed, then the report of all of
 # them ($OUT/with_peers/table.md). Finished runs
 # are skipped, so a second call only redoes the report. A failing run does not stop the others.
 #   bash scripts/panel.sh            env: PY (.venv/bin/python), ARG (panel variant, e.g. smoke), RUNS
 #                                         (runs/tables/panel), OUT (experiments/results/panel), JOBS (1)
-# The wordnet shapes need `apt-get install -y wordnet-base` (xcs.data.build reads /usr/share/wordnet).
+# The wordnet shapes need `apt-get install -y wordnet-base` (xcs.data.build reads /usr/share/wordnet), linux_seen
+# `apt-get install -y linux-source-6.1`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -21,7 +22,7 @@ print(' '.join(panel._variant(sys.argv[1] or None).shapes.split('+')))" "$ARG") 
 status=0
 for shape in $shapes; do
   case $shape in
-    wn_*) [ -f "$DATA/$shape/train.txt" ] || {
+    wn_*|linux_*) [ -f "$DATA/$shape/train.txt" ] || {
             cmd=$("$PY" -c "import sys; sys.path.insert(0, '.'); from configs.tables import panel; \
 print(panel.build_command(sys.argv[1]).replace('python', sys.argv[3], 1).replace('data/', sys.argv[2] + '/', 1))" \
               "$shape" "$DATA" "$PY")

@@ -50,6 +50,7 @@ def test_real_data_default_trains_sampled_and_the_text_encoders_keep_the_dense_h
     config = load_config("configs/xmc.py", "data=x")
     assert (config.model.head.name, config.lsh.family, config.lsh.predict) == ("lsh", "uniform", "exact")
     assert config.train.sparse_embedding and config.loss.name == "auto" and config.eval.knn.neighbors == 10
+    assert config.data.max_features == 256  # a row's strongest entries: one long document does not widen every batch
     for encoder in ("minilm", "minilm+tfidf"):
         config = load_config("configs/xmc.py", f"data=x,encoder={encoder}")
         assert config.model.head.name == "dense" and not config.train.sparse_embedding
