@@ -8,9 +8,9 @@ its `#include` lines (code and comments; the tf-idf tokens split identifiers at 
 headers: `<linux/slab.h>` as `linux/slab.h`, a quoted `"foo.h"` as its path from the tree's root
 (`drivers/net/foo.h` for a file in drivers/net/), so a driver's private headers are labels of their own.
 
-The shape: ~9.6 labels a point; `linux/module.h` is included by 42 % of the files, and the kernel's common
-headers by many more; 77 % of the ~23k labels have <= 5 points (a driver's own headers), so a dominant head and a
-long tail. Rows are wide (a median of ~250 distinct tokens a file, the longest many thousands).
+The shape (the default build's stats.json): 9.7 labels a point; `linux/module.h` is included by 42 % of the
+files, the kernel's common headers by many; 80 % of the 22,948 labels have <= 5 training points (a driver's own
+headers): a dominant head and a long tail. Rows are wide (a median of 233 tf-idf features, the longest 4,440).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ EXPECTED = {
 
 
 def default_source() -> str:
-    """The newest kernel source tarball under /usr/src ('' when there is none)."""
+    """The last kernel source tarball under /usr/src by name ('' when there is none)."""
     found = sorted(glob.glob(SOURCE_GLOB))
     return found[-1] if found else ""
 
@@ -62,19 +62,21 @@ def read_points(tarball: str) -> tuple[list[common.Point], int]:
         raise common.SourceNotFound(
             f"kernel sources not found: {tarball or 'no ' + SOURCE_GLOB} (install them with "
             f"`apt-get install -y linux-source-6.1`, or pass --source TARBALL)")
-    files = {}
+    points, num_files = {}, 0
     with tarfile.open(tarball, "r|*") as archive:
         for member in archive:
             if member.isfile() and member.name.endswith(".c"):
                 path = member.name.split("/", 1)[1] if "/" in member.name else member.name  # from the tree's root
-                files[path] = archive.extractfile(member).read().decode("utf-8", errors="replace")
-    points = [p for path in sorted(files) if (p := file_point(path, files[path])) is not None]
-    return points, len(files)
+                point = file_point(path, archive.extractfile(member).read().decode("utf-8", errors="replace"))
+                num_files += 1
+                if point is not None:
+                    points[path] = point
+    return [points[path] for path in sorted(points)], num_files
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--source", default=default_source(),
-                        help="the kernel source tarball (default: the newest /usr/src/linux-source-*.tar.*, "
+                        help="the kernel source tarball (default: the last /usr/src/linux-source-*.tar.* by name, "
                              "Debian's linux-source-6.1)")
 
 
