@@ -98,3 +98,14 @@ def test_grouped_iterator_restarts_at_any_step_and_ignores_inputs_without_tokens
     a, b = EpochIterator(no_tokens, 8, seed=3), EpochIterator(no_tokens, 8, seed=3, group_by_length=4)
     for s in range(12):
         np.testing.assert_array_equal(a.rows_for_step(s), b.rows_for_step(s))
+
+
+def test_a_cap_above_the_longest_row_does_not_widen_the_batch():
+    split = make_split()  # rows of at most 8 features and 3 labels
+    longest_features = max(len(split.features.row(i)[0]) for i in range(split.num_points))
+    longest_labels = max(len(split.labels.row(i)[0]) for i in range(split.num_points))
+    wide = Batcher(split, max_features=256, max_labels=100)
+    assert (wide.feature_width, wide.label_width) == (longest_features, longest_labels)
+    assert wide(np.arange(5))["feat_idx"].shape == (5, longest_features)
+    assert Batcher(split, max_features=3, max_labels=2).feature_width == 3  # below it, the cap is the width
+    assert Batcher(split, max_features=0, max_labels=0).feature_width == longest_features  # 0: no cap

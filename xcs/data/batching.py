@@ -82,6 +82,13 @@ def token_batch(tokens: Tokens, rows: np.ndarray, buckets: int) -> tuple[np.ndar
     return np.ascontiguousarray(tokens.ids[rows, :width]), mask
 
 
+def batch_width(csr: CSR, cap: int) -> int:
+    """The width of `csr`'s padded rows: its longest row's length, at most `cap` (0 = no cap), at least 1. A cap
+    above the longest row would only pad every batch wider."""
+    longest = int(csr.row_lengths().max(initial=0))
+    return max(1, min(cap, longest) if cap else longest)
+
+
 class Batcher:
     """Turns rows of a Split into fixed-shape batches."""
 
@@ -89,12 +96,12 @@ class Batcher:
         self.split = split
         self.dense = split.dense is not None
         labels = split.labels
-        self.label_width = max(1, max_labels or int(labels.row_lengths().max(initial=0)))
+        self.label_width = batch_width(labels, max_labels)
         self.label_truncation = truncation(labels, self.label_width)
         self.features = None
         if split.features is not None:  # also beside x (text inputs embedding+sparse) or tokens
             feats = split.features
-            self.feature_width = max(1, max_features or int(feats.row_lengths().max(initial=0)))
+            self.feature_width = batch_width(feats, max_features)
             self.feature_truncation = truncation(feats, self.feature_width)
             self.features = order_rows_by_value(feats) if self.feature_truncation.rows else feats
         self.token_buckets = token_buckets
