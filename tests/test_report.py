@@ -82,6 +82,21 @@ def test_report_markdown_is_exact(runs_dir, tmp_path):
     assert rows[1]["metrics"]["P@1"] == {"mean": 52.0, "std": 2.0, "n": 3}
 
 
+def test_a_table_of_several_machines_says_which_row_ran_where(runs_dir, tmp_path):
+    results = runs_dir / "seed=2" / "results.json"
+    other = json.loads(results.read_text())
+    other["machine"] = {"cpu": "Other CPU", "affinity_cpus": 2}
+    results.write_text(json.dumps(other))  # one of d=64's three seeds ran elsewhere
+    md = report(str(runs_dir), str(tmp_path / "out"))["markdown"]
+    assert "| method | P@1 | PSP@5 | peak RSS (MB) | train (s) | s/epoch | MB | runs | machine |" in md
+    assert "| napkinxc_plt | 55.50 | 41.25 | 300 | 2.3 | — | 12.5 | 1 | b |" in md
+    assert "| xcs d=64 | 52.00 ± 2.00 | 32.00 ± 2.00 | 1010 ± 10 | 12.0 ± 2.0 | 2.40 ± 0.40 | — | 3 | a+b |" in md
+    assert "Machine: a = Other CPU, 2 cores; b = Test CPU, 2 cores, JAX cpu (column machine)." in md
+    rows = json.loads((tmp_path / "out" / "table.json").read_text())["rows"]
+    assert rows[1]["machines"] == ["Other CPU, 2 cores", "Test CPU, 2 cores, JAX cpu"]
+    assert "& 3 & a+b \\\\" in (tmp_path / "out" / "table.tex").read_text()
+
+
 def test_plots_are_written_and_not_empty(runs_dir, tmp_path):
     out = report(str(runs_dir), str(tmp_path / "out"))
     pngs = sorted(os.path.basename(f) for f in out["files"] if f.endswith(".png"))

@@ -143,14 +143,30 @@ def build(runs: list[RunResult], spec: dict[str, Any]) -> Table:
     return Table(spec.get("title", "Results"), spec.get("row_header", "run"), columns, rows, machines)
 
 
+def machine_tags(table: Table) -> list[str] | None:
+    """Per row, the machines its runs ran on as letters of table.machines ("a", "a+b"); None when the table has
+    one machine. Times from different machines are not comparable, so a table that mixes them says which is which."""
+    if len(table.machines) < 2:
+        return None
+    letter = {m: chr(ord("a") + i) for i, m in enumerate(table.machines)}
+    return ["+".join(sorted({letter[_machine(r.results)] for r in row.runs})) for row in table.rows]
+
+
+def _machines_note(table: Table) -> str:
+    if len(table.machines) < 2:
+        return "; ".join(table.machines)
+    return "; ".join(f"{chr(ord('a') + i)} = {m}" for i, m in enumerate(table.machines)) + " (column machine)"
+
+
 def markdown(table: Table) -> str:
-    header = [table.row_header] + [h for _, h in table.columns] + ["runs"]
+    tags = machine_tags(table)
+    header = [table.row_header] + [h for _, h in table.columns] + ["runs"] + (["machine"] if tags else [])
     lines = [f"### {table.title}", "", "| " + " | ".join(header) + " |",
              "|---|" + "|".join("---:" for _ in header[1:]) + "|"]
-    for row in table.rows:
+    for i, row in enumerate(table.rows):
         cells = [row.cells[k].text(column_format(k)[1]) for k, _ in table.columns]
-        lines.append("| " + " | ".join([row.label, *cells, str(len(row.runs))]) + " |")
-    lines += ["", "Mean ± sample std over runs that differ only by seed. Machine: " + "; ".join(table.machines) + "."]
+        lines.append("| " + " | ".join([row.label, *cells, str(len(row.runs))] + ([tags[i]] if tags else [])) + " |")
+    lines += ["", "Mean ± sample std over runs that differ only by seed. Machine: " + _machines_note(table) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -163,13 +179,14 @@ def _tex(text: str) -> str:
 
 
 def latex(table: Table) -> str:
-    header = [table.row_header] + [h for _, h in table.columns] + ["runs"]
-    lines = [f"% {table.title}; mean $\\pm$ sample std over seeds. Machine: {'; '.join(table.machines)}",
+    tags = machine_tags(table)
+    header = [table.row_header] + [h for _, h in table.columns] + ["runs"] + (["machine"] if tags else [])
+    lines = [f"% {table.title}; mean $\\pm$ sample std over seeds. Machine: {_machines_note(table)}",
              "\\begin{tabular}{l" + "r" * (len(header) - 1) + "}", "\\toprule",
              " & ".join(_tex(h) for h in header) + " \\\\", "\\midrule"]
-    for row in table.rows:
+    for i, row in enumerate(table.rows):
         cells = [row.cells[k].text(column_format(k)[1], latex=True) for k, _ in table.columns]
-        lines.append(" & ".join([_tex(row.label), *cells, str(len(row.runs))]) + " \\\\")
+        lines.append(" & ".join([_tex(row.label), *cells, str(len(row.runs))] + ([tags[i]] if tags else [])) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -177,4 +194,5 @@ def latex(table: Table) -> str:
 def to_json(table: Table) -> dict[str, Any]:
     return {"title": table.title, "columns": [k for k, _ in table.columns], "machines": table.machines,
             "rows": [{"label": r.label, "workdirs": [x.workdir for x in r.runs],
+                      "machines": sorted({_machine(x.results) for x in r.runs}),
                       "metrics": {k: dataclasses.asdict(c) for k, c in r.cells.items()}} for r in table.rows]}
