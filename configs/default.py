@@ -185,6 +185,9 @@ def get_config() -> ml_collections.ConfigDict:
     # auto: where it chooses ova, this model.encoder.width instead (configs/xmc.py: 256 where softmax takes 512; the
     # wider model lost P@1 on the panel's three ova shapes); 0 = model.encoder.width
     config.loss.auto_ova_width = 0
+    # auto: where it chooses ova, keep the kNN mix (eval.knn, on its sigmoids); False turns it off there, as auto did
+    # before 2026-12-07 (a run's config.json without this key resolves that way)
+    config.loss.auto_ova_knn = True
 
     config.factored = ml_collections.ConfigDict(
         dict(  # factored exact-update head (model.head.name=factored, xcs.factored.layer); needs a spherical loss

@@ -20,7 +20,7 @@ Variants (`--config=configs/xmc.py:data=NAME,smoke`):
                         minilm, minilm+tfidf and minilm_e2e predict with the kNN mix
                         (config.eval.knn.neighbors=10; =0 for the head alone).
   fast                  a quicker run at some accuracy: sampled training (sampled_training) for half the epochs at
-                        width 256; on the panel's validation splits (configs/tables/panel.py) 0.27-0.59 of the
+                        width 256; on the panel's validation splits (configs/tables/panel.py) 0.27-0.50 of the
                         default's train time, P@1 from 2.5 lower to 0.6 higher (docs/methods/sampled.md)
   smoke                 a run that takes seconds (tests run it end to end)
 """
@@ -80,9 +80,9 @@ def _tfidf_model(config: ml_collections.ConfigDict) -> None:
     (the runs: experiments/tuning.md)."""
     config.model.encoder.width = 256
     config.train.epochs = 8.0
-    # ova where one label is on >= 12 % of the training points (for half the epochs), softmax elsewhere, with the
-    # kNN mix at prediction where it is softmax (K 10, weight 0.5): chosen on the panel's validation splits
-    # (configs/tables/panel.py; xcs.train.auto; the kNN mix: P@1 +1.2..1.6, PSP@5 +1.8..3.6 on its four softmax shapes)
+    # ova where one label is on >= 12 % of the training points (for half the epochs), softmax elsewhere, both with
+    # the kNN mix at prediction (K 10, weight 0.5): chosen on the panel's validation splits (configs/tables/panel.py;
+    # xcs.train.auto; the kNN mix on every real shape of the panel, docs/methods/knn.md)
     config.loss.name = "auto"
     config.eval.knn.neighbors = 10
 

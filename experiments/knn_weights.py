@@ -88,7 +88,8 @@ def main(argv: Sequence[str]) -> None:
                     continue  # the head alone does not depend on K or T
                 setting = ml_collections.ConfigDict(dict(config.eval.knn.to_dict(), neighbors=neighbors,
                                                          temperature=temperature, weight=weight))
-                predict = knn.make_knn_predict(model, config.eval.top_k, setting, memory)
+                predict = knn.make_knn_predict(model, config.eval.top_k, setting, memory,
+                                               knn.ova_labels(config.loss.name, data.num_labels))
                 m = evaluate(predict, params, evaluated, config.eval.batch_size, config.eval.top_k, inv_ps)
                 rows.append({"split": split, "neighbors": neighbors, "temperature": temperature, "weight": weight,
                              **{k: round(m[k], 2) for k in ("P@1", "P@3", "P@5", "PSP@1", "PSP@3", "PSP@5")}})

@@ -165,9 +165,9 @@ def test_auto_chooses_ova_only_where_one_label_dominates():
 
 
 def test_auto_loss_end_to_end_is_chosen_from_the_training_labels(tmp_path):
-    """loss=auto trains (and records) ova, for auto_ova_epochs of the epochs, at auto_ova_width and without the kNN
-    mix, on data with a dominant label; softmax with the mix at model.encoder.width without one; xcs.predict resolves
-    the run's config the same way (a model of the other width would not restore)."""
+    """loss=auto trains (and records) ova, for auto_ova_epochs of the epochs, at auto_ova_width, on data with a
+    dominant label; softmax at model.encoder.width without one; both with the kNN mix; xcs.predict resolves the run's
+    config the same way (a model of the other width would not restore)."""
     from configs import xmc
     from configs.tables import panel
     from xcs.data.dataset import load_dataset
@@ -189,10 +189,24 @@ def test_auto_loss_end_to_end_is_chosen_from_the_training_labels(tmp_path):
         results = loop.train_and_evaluate(config, str(tmp_path / name))
         assert results["loss"] == expected
         assert results["epochs"] == pytest.approx(2.0 * (config.loss.auto_ova_epochs if expected == "ova" else 1.0))
-        assert results["knn_neighbors"] == (0 if expected == "ova" else 3)
+        assert results["knn_neighbors"] == 3
         assert results["width"] == (16 if expected == "ova" else 32)
         predictor = load(str(tmp_path / name))
-        assert predictor.config.loss.name == expected and predictor.knn == (expected == "softmax")
+        assert predictor.config.loss.name == expected and predictor.knn
+
+
+def test_auto_turns_the_knn_mix_off_for_ova_only_where_asked_or_the_config_predates_the_key():
+    from configs import xmc
+    from xcs.train.auto import resolve_auto
+
+    config = xmc.get_config("data=some_set")
+    assert config.loss.name == "auto" and config.eval.knn.neighbors == 10
+    assert resolve_auto(config, 0.5).eval.knn.neighbors == 10  # ova keeps the mix
+    config.loss.auto_ova_knn = False
+    assert resolve_auto(config, 0.5).eval.knn.neighbors == 0
+    assert resolve_auto(config, 0.05).eval.knn.neighbors == 10  # softmax: the key does not apply
+    del config.loss["auto_ova_knn"]  # a run's config.json written before the key existed: resolved as it was then
+    assert resolve_auto(config, 0.5).eval.knn.neighbors == 0
 
 
 def _softplus(x):

@@ -159,6 +159,7 @@ def test_python_api_and_export_reproduce_predictions_txt(xc_run, tmp_path):
 @pytest.mark.parametrize("name,changes", [
     ("sparse head, auxiliary objective, kNN mix", {"model.head.name": "sparse", "aux.clusters": 4,
                                                     "eval.knn.neighbors": 5}),
+    ("ova loss, kNN mix", {"loss.name": "ova", "eval.knn.neighbors": 5}),
     ("factored head", {"model.head.name": "factored", "loss.name": "squared_error"}),
     ("lsh head", {"model.head.name": "lsh", "lsh.num_tables": 2, "lsh.bits": 6, "lsh.candidates": 32,
                   "lsh.batch_candidates": 60}),

@@ -52,7 +52,7 @@ BAD = [
     ({"model.head.matmul_dtype": "float16"}, "config.model.head.matmul_dtype='float16'"),
     ({"model.head.name": "factored", "loss.name": "auto"}, "config.loss.name='auto'"),  # auto: softmax or ova
     ({"loss.name": "auto", "loss.auto_share": 0.0}, "config.loss.auto_share=0.0"),
-    ({"loss.name": "ova", "eval.knn.neighbors": 10}, "config.loss.name='ova'"),  # the kNN mix needs softmax
+    ({"loss.name": "bce", "eval.knn.neighbors": 10}, "config.loss.name='bce'"),  # the kNN mix: softmax or ova
     ({"model.encoder.name": "kronecker"}, "config.data.source='synthetic'"),  # the encoder's data sources
     ({"data.source": "kronecker"}, "config.model.encoder.name='bag'"),  # a source claimed by one encoder
     # each method's own check

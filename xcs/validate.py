@@ -200,9 +200,9 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
                 "train.clip_grad_norm=0")
     knn = config.eval.knn
     if knn.neighbors > 0:
-        require(config.loss.name in ("softmax", AUTO), config, "loss.name",
-                f"eval.knn.neighbors={knn.neighbors} mixes the head's softmax probabilities; train with 'softmax' "
-                "(or 'auto', which turns the mix off where it chooses ova) or set eval.knn.neighbors=0")
+        require(config.loss.name in ("softmax", "ova", AUTO), config, "loss.name",
+                f"eval.knn.neighbors={knn.neighbors} mixes the head's softmax or one-versus-all probabilities; train "
+                "with 'softmax', 'ova' or 'auto', or set eval.knn.neighbors=0")
         require(head.knn, config, "model.head.name",
                 f"eval.knn.neighbors={knn.neighbors} needs exact softmax probabilities, which this head does not "
                 f"give (heads that do: {', '.join(m.name for m in HEADS.values() if m.knn)})")

@@ -113,7 +113,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.data.name = v.shape
         config.data.synthetic.update(SYNTHETIC[v.shape])  # dominant_share: a field of SyntheticSpec only
         config.loss.name = "auto"  # as configs/xmc.py gives any XC-format data set
-        config.eval.knn.neighbors = 10  # likewise (auto turns it off where it picks ova)
+        config.eval.knn.neighbors = 10  # likewise (on the sigmoids where auto picks ova)
         if not v.smoke:
             xmc.sampled_default(config)  # likewise (synthetic's own default: dense, 5 epochs)
         else:

@@ -264,7 +264,8 @@ class Predictor:
         """The jitted `(variables, batch) -> (scores, ids)` for this k (made once per k)."""
         if k not in self._functions:
             if self.knn:
-                self._functions[k] = knn.make_knn_predict(self.model, k, self.config.eval.knn, self.memory())
+                self._functions[k] = knn.make_knn_predict(self.model, k, self.config.eval.knn, self.memory(),
+                                                          knn.ova_labels(self.config.loss.name, self.num_labels))
             else:
                 self._functions[k] = make_predict(self.model, k)
         return self._functions[k]

@@ -26,9 +26,10 @@ def split_top_label_share(split: Split) -> float | None:
 def resolve_auto(config: ml_collections.ConfigDict, top_label_share: float | None) -> ml_collections.ConfigDict:
     """`config` with loss.name=auto replaced by its choice (xcs.losses.choose_loss); unchanged otherwise.
 
-    Where the choice is ova: train.epochs scaled by loss.auto_ova_epochs (train.steps, when given, is kept),
-    model.encoder.width set to loss.auto_ova_width (when > 0), and the kNN mix off (eval.knn.neighbors=0: it reads
-    softmax probabilities).
+    Where the choice is ova: train.epochs scaled by loss.auto_ova_epochs (train.steps, when given, is kept) and
+    model.encoder.width set to loss.auto_ova_width (when > 0). The kNN mix (eval.knn, which reads an ova head's
+    sigmoids: xcs.train.knn) is kept where loss.auto_ova_knn, off otherwise; a config without that key (a run's
+    config.json from before it existed) resolves as auto did then, with the mix off.
     """
     if config.loss.name != AUTO:
         return config
@@ -42,5 +43,6 @@ def resolve_auto(config: ml_collections.ConfigDict, top_label_share: float | Non
             resolved.train.epochs = config.train.epochs * config.loss.auto_ova_epochs
         if config.loss.auto_ova_width:
             resolved.model.encoder.width = config.loss.auto_ova_width
-        resolved.eval.knn.neighbors = 0
+        if not config.loss.get("auto_ova_knn", False):
+            resolved.eval.knn.neighbors = 0
     return resolved

@@ -1,6 +1,7 @@
-"""Prediction with a kNN memory: the head's softmax mixed with the labels of the nearest training points.
+"""Prediction with a kNN memory: the head's probabilities mixed with the labels of the nearest training points.
 
-    score(l | x) = (1 - λ) · softmax(head(h(x)))_l + λ · Σ_{j ∈ N_K(x)} w_j · y_jl / |y_j|
+    softmax loss:  score(l | x) = (1 - λ) · softmax(head(h(x)))_l + λ · Σ_{j ∈ N_K(x)} w_j · y_jl / |y_j|
+    ova loss:      score(l | x) = (1 - λ) · σ(head(h(x))_l - log L) + λ · Σ_{j ∈ N_K(x)} w_j · y_jl
 
 N_K(x) are the K training points whose embeddings h (the encoder's output, L2-normalised) have the
 largest cosine similarity with h(x), and w = softmax(similarity / T) over them (the interpolation of
@@ -27,6 +28,7 @@ import ml_collections
 import numpy as np
 
 from xcs.data.batching import Batcher, eval_batches, pad_rows
+from xcs.losses import ova_offset
 from xcs.nn.model import XMCModel
 from xcs.nn.topk import chunked_topk
 
@@ -61,8 +63,9 @@ def neighbours(query: jax.Array, memory: jax.Array, k: int, chunk: int) -> tuple
 
 
 def neighbour_votes(similarity: jax.Array, rows: jax.Array, memory: Memory, temperature: float,
-                    ) -> tuple[jax.Array, jax.Array]:
-    """Label ids [B, K·Y] (−1 = none) and their votes: softmax(similarity / T)_j / |y_j| per label of row j.
+                    split: bool = True) -> tuple[jax.Array, jax.Array]:
+    """Label ids [B, K·Y] (−1 = none) and their votes: softmax(similarity / T)_j per label of row j, divided by
+    |y_j| when `split` (the softmax's target) or whole (one-versus-all's).
 
     A label that several neighbours share appears once per neighbour; fused_topk sums them.
     """
@@ -70,19 +73,20 @@ def neighbour_votes(similarity: jax.Array, rows: jax.Array, memory: Memory, temp
     weights = jax.nn.softmax(jnp.where(found, similarity / temperature, -jnp.inf), axis=1)
     rows = jnp.maximum(rows, 0)
     mask = memory.label_mask[rows] & found[..., None]  # [B, K, Y]
-    count = jnp.maximum(mask.sum(-1, keepdims=True), 1)
+    count = jnp.maximum(mask.sum(-1, keepdims=True), 1) if split else 1
     votes = jnp.where(mask, weights[..., None] / count, 0.0)
     ids = jnp.where(mask, memory.label_idx[rows], -1)
     batch = rows.shape[0]
     return ids.reshape(batch, -1), votes.reshape(batch, -1)
 
 
-def fused_topk(head_ids: jax.Array, log_partition: jax.Array, label_logits: Callable[[jax.Array], jax.Array],
+def fused_topk(head_ids: jax.Array, label_probability: Callable[[jax.Array], jax.Array],
                vote_ids: jax.Array, votes: jax.Array, weight: float, k: int) -> tuple[jax.Array, jax.Array]:
-    """Top-k (scores, ids) of (1 − weight)·softmax + weight·(summed votes) over head_ids ∪ vote_ids.
+    """Top-k (scores, ids) of (1 − weight)·probability + weight·(summed votes) over head_ids ∪ vote_ids.
 
-    `label_logits(ids [B, M]) -> [B, M]` gives the head's logits of any labels; `log_partition` [B] is
-    the log-sum-exp over all labels. Ids −1 are empty slots; with fewer than k candidates the tail is −1.
+    `label_probability(ids [B, M]) -> [B, M]` gives the head's probabilities of any labels, a function increasing
+    in the logit (so head_ids, the top-k by logit, are the top-k by probability). Ids −1 are empty slots; with
+    fewer than k candidates the tail is −1.
     """
     ids = jnp.concatenate([head_ids, vote_ids], axis=1)
     v = jnp.concatenate([jnp.zeros(head_ids.shape, votes.dtype), votes], axis=1)
@@ -95,7 +99,7 @@ def fused_topk(head_ids: jax.Array, log_partition: jax.Array, label_logits: Call
     ends = jax.lax.cummax(jnp.where(last, running, 0.0), axis=1)
     before = jnp.concatenate([jnp.zeros((ids.shape[0], 1), v.dtype), ends[:, :-1]], axis=1)
     vote = running - before
-    probability = jnp.exp(label_logits(jnp.maximum(ids, 0)) - log_partition[:, None])
+    probability = label_probability(jnp.maximum(ids, 0))
     score = jnp.where(last & (ids >= 0), (1.0 - weight) * probability + weight * vote, -jnp.inf)
     top, pos = jax.lax.top_k(score, min(k, score.shape[1]))
     top_ids = jnp.where(jnp.isfinite(top), jnp.take_along_axis(ids, pos, axis=1), -1)
@@ -105,9 +109,18 @@ def fused_topk(head_ids: jax.Array, log_partition: jax.Array, label_logits: Call
     return top, top_ids
 
 
+def ova_labels(loss_name: str, num_labels: int) -> int | None:
+    """make_knn_predict's `ova_labels` for a run trained with `loss_name` (resolved: not auto)."""
+    return num_labels if loss_name == "ova" else None
+
+
 def make_knn_predict(model: XMCModel, k: int, knn: ml_collections.ConfigDict, memory: Memory,
-                     ) -> Callable[[Any, dict], tuple[jax.Array, jax.Array]]:
-    """`(variables, batch) -> (scores [B, k], ids [B, k])` of the kNN-mixed prediction, like make_predict's."""
+                     ova_labels: int | None = None) -> Callable[[Any, dict], tuple[jax.Array, jax.Array]]:
+    """`(variables, batch) -> (scores [B, k], ids [B, k])` of the kNN-mixed prediction, like make_predict's.
+
+    The head's softmax and split votes, or, for a head trained one-versus-all over `ova_labels` labels, its
+    sigmoids (at the loss's offset) and whole votes (module docstring).
+    """
 
     def head_topk(module, h):
         return module.head.topk_log_partition(h, k)
@@ -119,9 +132,15 @@ def make_knn_predict(model: XMCModel, k: int, knn: ml_collections.ConfigDict, me
     def predict(variables, batch, memory):
         h = model.apply(variables, batch, False)
         similarity, rows = neighbours(_unit_rows(h), memory.embeddings, knn.neighbors, knn.memory_chunk)
-        vote_ids, votes = neighbour_votes(similarity, rows, memory, knn.temperature)
+        vote_ids, votes = neighbour_votes(similarity, rows, memory, knn.temperature, split=ova_labels is None)
         _, head_ids, log_partition = model.apply(variables, h, method=head_topk)
-        return fused_topk(head_ids, log_partition, lambda ids: model.apply(variables, h, ids, method=head_logits),
-                          vote_ids, votes, knn.weight, k)
+
+        def probability(ids):
+            logits = model.apply(variables, h, ids, method=head_logits)
+            if ova_labels is None:
+                return jnp.exp(logits - log_partition[:, None])
+            return jax.nn.sigmoid(logits - ova_offset(ova_labels))
+
+        return fused_topk(head_ids, probability, vote_ids, votes, knn.weight, k)
 
     return lambda variables, batch: predict(variables, batch, memory)

@@ -229,7 +229,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
         if config.eval.knn.neighbors == 0:
             return predict
         memory = knn.build_memory(model, variables(state), train_batcher, config.eval.batch_size)
-        return knn.make_knn_predict(model, predict_k, config.eval.knn, memory)
+        return knn.make_knn_predict(model, predict_k, config.eval.knn, memory,
+                                     knn.ova_labels(config.loss.name, data.num_labels))
     inv_ps = inverse_propensity(data.train.labels, config.eval.propensity_a, config.eval.propensity_b)
 
     writer = MetricWriter(outdir, start)  # lines after `start` (logged before a stop) are dropped
