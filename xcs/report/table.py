@@ -192,7 +192,13 @@ def latex(table: Table) -> str:
 
 
 def to_json(table: Table) -> dict[str, Any]:
+    several = len(table.machines) > 1  # as in markdown: rows name their machines only when they differ
+
+    def row(r: Row) -> dict[str, Any]:
+        out: dict[str, Any] = {"label": r.label, "workdirs": [x.workdir for x in r.runs]}
+        if several:
+            out["machines"] = sorted({_machine(x.results) for x in r.runs})
+        return {**out, "metrics": {k: dataclasses.asdict(c) for k, c in r.cells.items()}}
+
     return {"title": table.title, "columns": [k for k, _ in table.columns], "machines": table.machines,
-            "rows": [{"label": r.label, "workdirs": [x.workdir for x in r.runs],
-                      "machines": sorted({_machine(x.results) for x in r.runs}),
-                      "metrics": {k: dataclasses.asdict(c) for k, c in r.cells.items()}} for r in table.rows]}
+            "rows": [row(r) for r in table.rows]}
