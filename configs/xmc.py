@@ -20,8 +20,8 @@ Variants (`--config=configs/xmc.py:data=NAME,smoke`):
                         minilm, minilm+tfidf and minilm_e2e predict with the kNN mix
                         (config.eval.knn.neighbors=10; =0 for the head alone).
   fast                  a quicker run at some accuracy: sampled training (sampled_training) for half the epochs at
-                        width 256; on the panel's validation splits (configs/tables/panel.py) 0.27-0.50 of the
-                        default's train time, P@1 from 2.5 lower to 0.6 higher (docs/methods/sampled.md)
+                        width 256; on the panel's validation splits (configs/tables/panel.py) 0.27-0.65 of the
+                        default's train time, P@1 from 2.5 lower to 0.9 higher (docs/methods/sampled.md)
   smoke                 a run that takes seconds (tests run it end to end)
 """
 

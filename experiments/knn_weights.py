@@ -6,7 +6,9 @@
 Reads the run's config.json and latest checkpoint, builds the kNN memory once from its training split,
 and evaluates each (neighbors, temperature, weight) on the split the run is evaluated on (its held-out
 validation part when it was trained with config.data.validation_fraction > 0; choose settings there,
-not on the test split). Weight 0 is the head alone. Prints a table and writes JSON (rows + machine).
+not on the test split). Weight 0 is the head alone. `--votes whole` gives each label of a neighbour its whole
+weight instead of a share (xcs.train.knn). Prints a table and writes JSON (rows +
+machine).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ flags.DEFINE_list("neighbors", ["10"], "K values")
 flags.DEFINE_list("temperatures", ["0.05"], "softmax temperatures of the neighbour weights")
 flags.DEFINE_list("weights", ["0", "0.2", "0.35", "0.5"], "mixing weights of the neighbour vote (0 = head alone)")
 flags.DEFINE_string("out", None, "JSON output path")
+flags.DEFINE_enum("votes", "split", ["split", "whole"],
+                  "a neighbour's weight per label: split over its labels (what prediction does) or whole")
 
 
 def restore_run(workdir: str):
@@ -89,9 +93,11 @@ def main(argv: Sequence[str]) -> None:
                 setting = ml_collections.ConfigDict(dict(config.eval.knn.to_dict(), neighbors=neighbors,
                                                          temperature=temperature, weight=weight))
                 predict = knn.make_knn_predict(model, config.eval.top_k, setting, memory,
-                                               knn.ova_labels(config.loss.name, data.num_labels))
+                                               knn.ova_labels(config.loss.name, data.num_labels),
+                                               FLAGS.votes == "split")
                 m = evaluate(predict, params, evaluated, config.eval.batch_size, config.eval.top_k, inv_ps)
-                rows.append({"split": split, "neighbors": neighbors, "temperature": temperature, "weight": weight,
+                rows.append({"split": split, "votes": FLAGS.votes, "neighbors": neighbors, "temperature": temperature,
+                             "weight": weight,
                              **{k: round(m[k], 2) for k in ("P@1", "P@3", "P@5", "PSP@1", "PSP@3", "PSP@5")}})
     write_report(rows, FLAGS.out)
 

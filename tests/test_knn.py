@@ -50,9 +50,9 @@ def _all_logits(module, h):
     return head.logits(h)
 
 
-def _naive(model, variables, x, memory_x, memory_labels: CSR, k_nn, temperature, weight, k, ova=False):
-    """Dense reference: softmax over all L logits + every label's summed neighbour vote (a neighbour's weight
-    split over its labels), then top-k; with `ova` each label's sigmoid at offset log L and whole votes."""
+def _naive(model, variables, x, memory_x, memory_labels: CSR, k_nn, temperature, weight, k, ova=False, split=True):
+    """Dense reference: softmax over all L logits (with `ova` each label's sigmoid at offset log L) + every
+    label's summed neighbour vote (a neighbour's weight split over its labels, or whole if not `split`), top-k."""
     h = np.asarray(model.apply(variables, {"x": x}, False), np.float64)
     logits = np.asarray(model.apply(variables, jnp.asarray(h, jnp.float32), method=_all_logits), np.float64)
     if ova:
@@ -71,16 +71,17 @@ def _naive(model, variables, x, memory_x, memory_labels: CSR, k_nn, temperature,
         for j, row in zip(w, nearest):
             labels, _ = memory_labels.row(row)
             for label in labels:
-                votes[b, label] += j if ova else j / len(labels)
+                votes[b, label] += j / len(labels) if split else j
     fused = (1 - weight) * p + weight * votes
     ids = np.argsort(-fused, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(fused, ids, 1), ids
 
 
-@pytest.mark.parametrize("head,intermediate,k_nn,n_memory,chunk,ova", [
-    ("dense", 0, 5, 57, 16, False), ("dense", 0, 8, 5, 4, False), ("sparse", 0, 5, 40, 64, False),
-    ("dense", 24, 3, 30, 7, False), ("dense", 0, 5, 57, 16, True), ("sparse", 0, 8, 40, 64, True)])
-def test_knn_prediction_equals_the_dense_mix(head, intermediate, k_nn, n_memory, chunk, ova):
+@pytest.mark.parametrize("head,intermediate,k_nn,n_memory,chunk,ova,split", [
+    ("dense", 0, 5, 57, 16, False, True), ("dense", 0, 8, 5, 4, False, True), ("sparse", 0, 5, 40, 64, False, True),
+    ("dense", 24, 3, 30, 7, False, True), ("dense", 0, 5, 57, 16, True, True), ("sparse", 0, 8, 40, 64, True, True),
+    ("dense", 0, 5, 57, 16, True, False), ("dense", 0, 5, 57, 16, False, False)])  # whole votes (the comparison's)
+def test_knn_prediction_equals_the_dense_mix(head, intermediate, k_nn, n_memory, chunk, ova, split):
     rng = np.random.default_rng(k_nn + n_memory)
     model, variables = _model(head, intermediate)
     memory_x = rng.normal(size=(n_memory, D_IN)).astype(np.float32)
@@ -91,8 +92,10 @@ def test_knn_prediction_equals_the_dense_mix(head, intermediate, k_nn, n_memory,
     cfg = default.get_config().eval.knn
     cfg.neighbors, cfg.temperature, cfg.weight, cfg.memory_chunk = k_nn, 0.1, 0.4, chunk
     k = 7
-    scores, ids = knn.make_knn_predict(model, k, cfg, memory, L if ova else None)(variables, {"x": jnp.asarray(x)})
-    ref_scores, ref_ids = _naive(model, variables, x, memory_x, memory_labels, min(k_nn, n_memory), 0.1, 0.4, k, ova)
+    predict = knn.make_knn_predict(model, k, cfg, memory, L if ova else None, split)
+    scores, ids = predict(variables, {"x": jnp.asarray(x)})
+    ref_scores, ref_ids = _naive(model, variables, x, memory_x, memory_labels, min(k_nn, n_memory), 0.1, 0.4, k, ova,
+                                 split)
     np.testing.assert_allclose(np.asarray(scores), ref_scores, rtol=2e-5, atol=1e-7)
     # Ids agree wherever the reference's scores are not tied with a neighbour's.
     gaps = np.diff(ref_scores, axis=1)
@@ -126,7 +129,7 @@ def test_votes_of_a_shared_label_add_up():
             total[int(i)] = total.get(int(i), 0.0) + float(v)
     assert total == pytest.approx({3: 0.75, 5: 0.25})
     ids, votes = knn.neighbour_votes(jnp.asarray([[0.5, 0.5]]), jnp.asarray([[0, 1]]), memory, temperature=0.1,
-                                     split=False)  # one-versus-all: each label of a neighbour gets its whole weight
+                                     split=False)  # whole: each label of a neighbour gets its whole weight
     total = {}
     for i, v in zip(np.asarray(ids)[0], np.asarray(votes)[0]):
         if i >= 0:

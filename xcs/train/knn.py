@@ -1,7 +1,12 @@
 """Prediction with a kNN memory: the head's probabilities mixed with the labels of the nearest training points.
 
-    softmax loss:  score(l | x) = (1 - λ) · softmax(head(h(x)))_l + λ · Σ_{j ∈ N_K(x)} w_j · y_jl / |y_j|
-    ova loss:      score(l | x) = (1 - λ) · σ(head(h(x))_l - log L) + λ · Σ_{j ∈ N_K(x)} w_j · y_jl
+    score(l | x) = (1 - λ) · p_l(x) + λ · Σ_{j ∈ N_K(x)} w_j · y_jl / |y_j|
+
+p_l is the head's softmax(head(h(x)))_l, or, for a head trained one-versus-all (loss ova), its sigmoid
+σ(head(h(x))_l - log L) at the loss's offset. Votes split over a neighbour's labels are the softmax's target;
+for ova the neighbours' whole votes (Σ w_j · y_jl, an estimate of P(y_l = 1) as the sigmoid is) were measured
+too and not kept: on the panel's ova shapes they gained a little more on the real ones and lost much more on the
+synthetic one (docs/methods/knn.md).
 
 N_K(x) are the K training points whose embeddings h (the encoder's output, L2-normalised) have the
 largest cosine similarity with h(x), and w = softmax(similarity / T) over them (the interpolation of
@@ -65,7 +70,7 @@ def neighbours(query: jax.Array, memory: jax.Array, k: int, chunk: int) -> tuple
 def neighbour_votes(similarity: jax.Array, rows: jax.Array, memory: Memory, temperature: float,
                     split: bool = True) -> tuple[jax.Array, jax.Array]:
     """Label ids [B, K·Y] (−1 = none) and their votes: softmax(similarity / T)_j per label of row j, divided by
-    |y_j| when `split` (the softmax's target) or whole (one-versus-all's).
+    |y_j| when `split` (prediction's) or whole (the comparison's).
 
     A label that several neighbours share appears once per neighbour; fused_topk sums them.
     """
@@ -115,11 +120,13 @@ def ova_labels(loss_name: str, num_labels: int) -> int | None:
 
 
 def make_knn_predict(model: XMCModel, k: int, knn: ml_collections.ConfigDict, memory: Memory,
-                     ova_labels: int | None = None) -> Callable[[Any, dict], tuple[jax.Array, jax.Array]]:
+                     ova_labels: int | None = None, split_votes: bool = True,
+                     ) -> Callable[[Any, dict], tuple[jax.Array, jax.Array]]:
     """`(variables, batch) -> (scores [B, k], ids [B, k])` of the kNN-mixed prediction, like make_predict's.
 
-    The head's softmax and split votes, or, for a head trained one-versus-all over `ova_labels` labels, its
-    sigmoids (at the loss's offset) and whole votes (module docstring).
+    The head's softmax, or, for a head trained one-versus-all over `ova_labels` labels, its sigmoids (at the
+    loss's offset), mixed with the neighbours' votes: split over each neighbour's labels, or whole with
+    `split_votes=False` (module docstring; experiments.knn_weights --votes compares them).
     """
 
     def head_topk(module, h):
@@ -132,7 +139,7 @@ def make_knn_predict(model: XMCModel, k: int, knn: ml_collections.ConfigDict, me
     def predict(variables, batch, memory):
         h = model.apply(variables, batch, False)
         similarity, rows = neighbours(_unit_rows(h), memory.embeddings, knn.neighbors, knn.memory_chunk)
-        vote_ids, votes = neighbour_votes(similarity, rows, memory, knn.temperature, split=ova_labels is None)
+        vote_ids, votes = neighbour_votes(similarity, rows, memory, knn.temperature, split=split_votes)
         _, head_ids, log_partition = model.apply(variables, h, method=head_topk)
 
         def probability(ids):
