@@ -7,8 +7,7 @@ Reads the run's config.json and latest checkpoint, builds the kNN memory once fr
 and evaluates each (neighbors, temperature, weight) on the split the run is evaluated on (its held-out
 validation part when it was trained with config.data.validation_fraction > 0; choose settings there,
 not on the test split). Weight 0 is the head alone. `--votes whole` gives each label of a neighbour its whole
-weight instead of a share (xcs.train.knn). Prints a table and writes JSON (rows +
-machine).
+weight instead of a share (xcs.train.knn). Prints a table and writes JSON (rows + machine).
 """
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
                 f"eval.knn.neighbors={knn.neighbors} mixes the head's softmax or one-versus-all probabilities; train "
                 "with 'softmax', 'ova' or 'auto', or set eval.knn.neighbors=0")
         require(head.knn, config, "model.head.name",
-                f"eval.knn.neighbors={knn.neighbors} needs exact softmax probabilities, which this head does not "
+                f"eval.knn.neighbors={knn.neighbors} needs every label's exact probability, which this head does not "
                 f"give (heads that do: {', '.join(m.name for m in HEADS.values() if m.knn)})")
         require(shape == (1, 1), config, "mesh.shape",
                 f"eval.knn.neighbors={knn.neighbors}: the kNN memory is not sharded; predict on one device "

@@ -143,19 +143,23 @@ def build(runs: list[RunResult], spec: dict[str, Any]) -> Table:
     return Table(spec.get("title", "Results"), spec.get("row_header", "run"), columns, rows, machines)
 
 
+def _letters(table: Table) -> dict[str, str]:
+    return {m: chr(ord("a") + i) for i, m in enumerate(table.machines)}
+
+
 def machine_tags(table: Table) -> list[str] | None:
     """Per row, the machines its runs ran on as letters of table.machines ("a", "a+b"); None when the table has
     one machine. Times from different machines are not comparable, so a table that mixes them says which is which."""
     if len(table.machines) < 2:
         return None
-    letter = {m: chr(ord("a") + i) for i, m in enumerate(table.machines)}
+    letter = _letters(table)
     return ["+".join(sorted({letter[_machine(r.results)] for r in row.runs})) for row in table.rows]
 
 
 def _machines_note(table: Table) -> str:
     if len(table.machines) < 2:
         return "; ".join(table.machines)
-    return "; ".join(f"{chr(ord('a') + i)} = {m}" for i, m in enumerate(table.machines)) + " (column machine)"
+    return "; ".join(f"{letter} = {m}" for m, letter in _letters(table).items()) + " (column machine)"
 
 
 def markdown(table: Table) -> str:

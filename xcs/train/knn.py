@@ -130,7 +130,9 @@ def make_knn_predict(model: XMCModel, k: int, knn: ml_collections.ConfigDict, me
     """
 
     def head_topk(module, h):
-        return module.head.topk_log_partition(h, k)
+        if ova_labels is None:
+            return module.head.topk_log_partition(h, k)
+        return (*module.head.topk(h, k), None)  # sigmoids need no log-partition over all labels
 
     def head_logits(module, h, ids):
         return module.head.label_logits(h, ids)
