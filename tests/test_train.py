@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jax.numpy as jnp
 import pytest
@@ -97,6 +98,13 @@ def test_mistyped_override_fails_before_any_work(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def _recorded_digests(ckpt: Path) -> dict:
+    try:
+        return json.loads((ckpt / "digests.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     args = ("--config.train.steps=400", "--config.train.checkpoint_every=25", "--config.train.log_every=25")
     reference = launch(tmp_path / "ref", *args)
@@ -105,7 +113,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     ckpt = tmp_path / "killed" / "checkpoints"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        if any(p.name.isdigit() and int(p.name) >= 50 for p in ckpt.glob("*")):
+        # A checkpoint counts once its digests are recorded (after its files are written); killing
+        # the run while directory 50 is still being written would rightly resume from 25.
+        if any(int(step) >= 50 for step in _recorded_digests(ckpt)):
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be killed"
