@@ -167,6 +167,9 @@ def test_labels_txt_names_xc_labels_and_artifacts_round_trip(tmp_path):
     (d / "labels.txt").write_text("cat\n")
     with pytest.raises(DataFormatError, match="labels.txt: 1 label names but the data set has 2 labels"):
         load_dataset(data_config(d), 0)
+    (d / "labels.txt").write_text("cat\ncat\n")  # refused when read, before training (not when the run saves it)
+    with pytest.raises(DataFormatError, match="labels.txt:2: this label name is also on line 1.*'cat'"):
+        load_dataset(data_config(d), 0)
     data = load_dataset(data_config(write_dir(tmp_path / "t"), text_tfidf_min_df=1), 0)
     out = tmp_path / "w"
     out.mkdir()

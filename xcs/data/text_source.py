@@ -185,4 +185,10 @@ def read_label_names(directory: str, num_labels: int) -> tuple[str, ...] | None:
     if len(names) != num_labels:
         raise DataFormatError(path, None, None, f"{len(names)} label names but the data set has {num_labels} labels "
                               "(labels.txt: one name per label id, in id order)")
+    first_line: dict[str, int] = {}
+    for line, name in enumerate(names, start=1):
+        if name in first_line:  # a prediction names its labels, so each name must stand for one id
+            raise DataFormatError(path, line, name, f"this label name is also on line {first_line[name]}; "
+                                  "each label needs its own name")
+        first_line[name] = line
     return names
