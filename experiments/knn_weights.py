@@ -12,29 +12,17 @@ weight instead of a share (xcs.train.knn). Prints a table and writes JSON (rows 
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 
-import jax
 import ml_collections
-import numpy as np
 from absl import app, flags
 
-from configs import default
 from experiments.benchmarks.common import write_report
+from experiments.restore import restore_run
 from xcs.data.batching import Batcher
-from xcs.data.dataset import load_dataset
-from xcs.losses import get_loss
 from xcs.metrics import inverse_propensity
-from xcs.registry import build_model
 from xcs.train import knn
-from xcs.train.auto import resolve_auto, split_top_label_share
-from xcs.train.checkpoint import Checkpointer
 from xcs.train.evaluate import evaluate
-from xcs.train.optim import make_optimizer
-from xcs.train.sparse_table import optimizer_init
-from xcs.train.state import create_state, variables
 from xcs.validate import validate
 
 FLAGS = flags.FLAGS
@@ -45,31 +33,6 @@ flags.DEFINE_list("weights", ["0", "0.2", "0.35", "0.5"], "mixing weights of the
 flags.DEFINE_string("out", None, "JSON output path")
 flags.DEFINE_enum("votes", "split", ["split", "whole"],
                   "a neighbour's weight per label: split over its labels (what prediction does) or whole")
-
-
-def restore_run(workdir: str):
-    """(config, data, model, variables) of the latest checkpoint in `workdir`.
-
-    The run's config.json is laid over configs/default.py's config, so a key added since the run was
-    made takes its default (which keeps the older behaviour); loss.name=auto is resolved as training resolved it.
-    """
-    config = default.get_config()
-    with open(os.path.join(workdir, "config.json")) as f:
-        config.update(json.load(f))
-    data = load_dataset(config.data, config.seed)
-    config = resolve_auto(config, split_top_label_share(data.train))
-    model = build_model(config, data.num_features, data.num_labels, data=data, workdir=workdir)
-    tx, _ = make_optimizer(config, 1)
-    batcher = Batcher(data.train, config.data.max_features, config.data.max_labels, config.data.text.length_buckets)
-    state = create_state(model, tx, batcher(np.arange(2)), get_loss(config.loss.name), jax.random.PRNGKey(0),
-                         optimizer_init(config, tx))
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
-    step = checkpointer.latest_step()
-    if step is None:
-        raise FileNotFoundError(f"{workdir}/checkpoints: no checkpoint to evaluate")
-    state = checkpointer.restore(step, state)
-    checkpointer.close()
-    return config, data, model, variables(state)
 
 
 def main(argv: Sequence[str]) -> None:

@@ -1,0 +1,130 @@
+"""How much a label's name could add to a trained run's prediction, measured without retraining.
+
+    python -m experiments.label_names --workdir runs/tables/panel/wn_d2_random-950bbd2d \
+        --mix 0,0.05,0.1,0.2,0.35 --out experiments/results/panel/label_names/wn_d2_random.json
+
+For data whose labels have names made of words of the input vocabulary (labels.txt and vocab.txt beside the
+XC files, as xcs.data.build writes them: a hypernym's lemma, a header's path), each label gets a vector over
+the features: the idf of its name's tokens (xcs.data.tfidf.tokenize, the idf from the training split's
+feature counts), L2-normalised. A point's match with a label is the cosine of its L2-normalised features with
+that vector, a score that needs no training and exists for labels never seen in training. Each row scores
+
+    (1 - μ) · prediction + μ · match
+
+where `prediction` is what the run predicts (the head's probabilities mixed with the kNN votes as its
+config.eval.knn says, xcs.train.knn), for μ in --mix (0 = the run as it is), on the split the run is
+evaluated on (its held-out validation part when config.data.validation_fraction > 0). A measurement, not a
+method: each batch of 512 points is scored densely over all labels in numpy. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+import scipy.sparse as sp
+from absl import app, flags
+
+from experiments.benchmarks.common import write_report
+from experiments.restore import restore_run
+from xcs.data.batching import Batcher, eval_batches
+from xcs.data.sparse import CSR
+from xcs.data.tfidf import tokenize
+from xcs.losses import ova_offset
+from xcs.metrics import evaluate_predictions, inverse_propensity
+from xcs.train import knn
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "a finished run's workdir (XC data with labels.txt and vocab.txt)", required=True)
+flags.DEFINE_list("mix", ["0", "0.05", "0.1", "0.2", "0.35"], "weights μ of the name match (0 = the run alone)")
+flags.DEFINE_string("out", None, "JSON output path")
+
+
+def _rows_unit(m: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1))).ravel()
+    return sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ m
+
+
+def _matrix(c: CSR, num_cols: int) -> sp.csr_matrix:
+    return sp.csr_matrix((c.values, c.indices, c.indptr), shape=(c.num_rows, num_cols))
+
+
+def name_vectors(names: Sequence[str], vocabulary: Sequence[str], train_features: sp.csr_matrix) -> sp.csr_matrix:
+    """[L, F] unit rows: idf of each label name's tokens that are features (a row of zeros where none is)."""
+    index = {token: i for i, token in enumerate(vocabulary[: train_features.shape[1]])}
+    df = np.bincount(train_features.indices, minlength=train_features.shape[1])
+    idf = np.log((1.0 + train_features.shape[0]) / (1.0 + df)) + 1.0
+    rows, cols = [], []
+    for label, name in enumerate(names):
+        for feature in sorted({index[t] for t in tokenize(name) if t in index}):
+            rows.append(label)
+            cols.append(feature)
+    vectors = sp.csr_matrix((idf[cols], (rows, cols)), shape=(len(names), train_features.shape[1]))
+    return _rows_unit(vectors)
+
+
+def main(argv: Sequence[str]) -> None:
+    del argv
+    config, data, model, params = restore_run(FLAGS.workdir)
+    paths = [os.path.join(data.location, f) for f in ("labels.txt", "vocab.txt")]
+    for path in paths:
+        if not os.path.exists(path):
+            raise SystemExit(f"{path}: not found; the label-name match needs labels.txt and vocab.txt")
+    names, vocabulary = ([line.rstrip("\n") for line in open(p, encoding="utf-8")] for p in paths)
+    train_x = _matrix(data.train.features, data.num_features)
+    labels = name_vectors(names[: data.num_labels], vocabulary, train_x)
+    points = _rows_unit(_matrix(data.test.features, data.num_features))
+    split = "validation" if config.data.validation_fraction > 0 else "test"
+
+    buckets = config.data.text.length_buckets
+    memory = knn.build_memory(model, params, Batcher(data.train, config.data.max_features, config.data.max_labels,
+                                                     buckets), config.eval.batch_size)
+    setting = config.eval.knn
+    ova = config.loss.name == "ova"
+
+    @jax.jit
+    def embed_and_vote(batch):
+        h = model.apply(params, batch, False)
+        if not setting.neighbors:  # the head alone
+            return h, np.full((h.shape[0], 0), -1, np.int32), np.zeros((h.shape[0], 0), np.float32)
+        similarity, rows = knn.neighbours(knn._unit_rows(h), memory.embeddings, setting.neighbors, setting.memory_chunk)
+        return (h, *knn.neighbour_votes(similarity, rows, memory, setting.temperature))
+
+    weights = np.asarray(model.apply(params, method=lambda m: m.head.state.value.weights))  # [L, D]: rows [w, b]
+    mixes = [float(m) for m in FLAGS.mix]
+    predictions = {m: [] for m in mixes}
+    start = 0
+    evaluated = Batcher(data.test, config.data.max_features, 0, buckets)
+    for batch, valid in eval_batches(evaluated, 512):
+        h, vote_ids, votes = (np.asarray(a)[:valid] for a in embed_and_vote(batch))
+        logits = np.concatenate([h, np.ones((valid, weights.shape[1] - h.shape[1]), h.dtype)], axis=1) @ weights.T
+        if ova:
+            probability = 1.0 / (1.0 + np.exp(ova_offset(data.num_labels) - logits))
+        else:
+            probability = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probability /= probability.sum(axis=1, keepdims=True)
+        vote = np.zeros_like(probability)
+        found = vote_ids >= 0
+        np.add.at(vote, (np.nonzero(found)[0], vote_ids[found]), votes[found])
+        prediction = (1.0 - setting.weight) * probability + setting.weight * vote if setting.neighbors else probability
+        match = (points[start:start + valid] @ labels.T).toarray()
+        start += valid
+        for m in mixes:
+            score = (1.0 - m) * prediction + m * match
+            top = np.argpartition(-score, config.eval.top_k, axis=1)[:, : config.eval.top_k]
+            order = np.argsort(-np.take_along_axis(score, top, axis=1), axis=1, kind="stable")
+            predictions[m].append(np.take_along_axis(top, order, axis=1))
+    inv_ps = inverse_propensity(data.train.labels, config.eval.propensity_a, config.eval.propensity_b)
+    named = float(np.mean(np.diff(labels.indptr) > 0))
+    rows = []
+    for m in mixes:
+        metrics = evaluate_predictions(np.concatenate(predictions[m]), data.test.labels, inv_ps, config.eval.top_k)
+        rows.append({"split": split, "loss": config.loss.name, "labels_named": round(named, 3), "mix": m,
+                     **{k: round(metrics[k], 2) for k in ("P@1", "P@3", "P@5", "PSP@1", "PSP@3", "PSP@5")}})
+    write_report(rows, FLAGS.out)
+
+
+if __name__ == "__main__":
+    app.run(main)
