@@ -13,14 +13,18 @@ that vector, a score that needs no training and exists for labels never seen in 
 
 where `prediction` is what the run predicts (the head's probabilities mixed with the kNN votes as its
 config.eval.knn says, xcs.train.knn), for μ in --mix (0 = the run as it is), on the split the run is
-evaluated on (its held-out validation part when config.data.validation_fraction > 0). A measurement, not a
-method: each batch of 512 points is scored densely over all labels in numpy. Prints a table and writes JSON.
+evaluated on (its held-out validation part when config.data.validation_fraction > 0). The match reads a
+point's whole feature row (the model reads its data.max_features strongest). A measurement, not a method: each
+batch of 512 points is scored densely over all labels in numpy. Runs of the lsh head (the tf-idf default) only.
+Prints a table and writes JSON.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import jax
 import numpy as np
@@ -65,16 +69,24 @@ def name_vectors(names: Sequence[str], vocabulary: Sequence[str], train_features
     return _rows_unit(vectors)
 
 
+def _refuse(message: str) -> NoReturn:
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: Sequence[str]) -> None:
     del argv
     config, data, model, params = restore_run(FLAGS.workdir)
-    paths = [os.path.join(data.location, f) for f in ("labels.txt", "vocab.txt")]
-    for path in paths:
-        if not os.path.exists(path):
-            raise SystemExit(f"{path}: not found; the label-name match needs labels.txt and vocab.txt")
-    names, vocabulary = ([line.rstrip("\n") for line in open(p, encoding="utf-8")] for p in paths)
+    vocab_path = os.path.join(data.location, "vocab.txt")
+    if config.model.head.name != "lsh":  # the head whose label rows are read below
+        _refuse(f"{FLAGS.workdir}: model.head.name={config.model.head.name!r}; this measurement reads the lsh head's "
+                "rows (the tf-idf default)")
+    if data.label_names is None or not os.path.exists(vocab_path):
+        _refuse(f"{data.location}: the label-name match needs labels.txt and vocab.txt beside the data")
+    with open(vocab_path, encoding="utf-8") as f:
+        vocabulary = [line.rstrip("\n") for line in f]
     train_x = _matrix(data.train.features, data.num_features)
-    labels = name_vectors(names[: data.num_labels], vocabulary, train_x)
+    labels = name_vectors(data.label_names, vocabulary, train_x)
     points = _rows_unit(_matrix(data.test.features, data.num_features))
     split = "validation" if config.data.validation_fraction > 0 else "test"
 

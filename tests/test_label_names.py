@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -63,3 +64,14 @@ def test_label_names_script_mix_zero_is_the_run(tmp_path):
     for key in ("P@1", "P@5", "PSP@5"):  # numpy's float32 sums may break a near-tie the other way: one point of 200
         assert abs(rows[0][key] - results[key]) <= 100 / spec.num_test + 0.01, key
     assert rows[1]["P@1"] != rows[0]["P@1"] or rows[1]["PSP@5"] != rows[0]["PSP@5"]
+
+
+def test_label_names_script_refuses_a_run_without_named_labels_in_one_line(tmp_path):
+    workdir = tmp_path / "run"
+    trained = subprocess.run([sys.executable, "launch.py", "--config=configs/xmc.py:smoke", f"--workdir={workdir}"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    run = subprocess.run([sys.executable, "-m", "experiments.label_names", f"--workdir={workdir}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    lines = [line for line in run.stderr.splitlines() if not re.match(r"[IWE]\d{4} ", line)]  # not absl's log lines
+    assert run.returncode == 2 and len(lines) == 1 and "model.head.name=" in lines[0], run.stderr[-2000:]
