@@ -28,14 +28,12 @@ from typing import NoReturn
 
 import jax
 import numpy as np
-import scipy.sparse as sp
 from absl import app, flags
 
 from experiments.benchmarks.common import write_report
+from experiments.label_name_match import name_vectors, rows_unit, scipy_csr
 from experiments.restore import restore_run
 from xcs.data.batching import Batcher, eval_batches
-from xcs.data.sparse import CSR
-from xcs.data.tfidf import tokenize
 from xcs.losses import ova_offset
 from xcs.metrics import evaluate_predictions, inverse_propensity
 from xcs.train import knn
@@ -44,29 +42,6 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "a finished run's workdir (XC data with labels.txt and vocab.txt)", required=True)
 flags.DEFINE_list("mix", ["0", "0.05", "0.1", "0.2", "0.35"], "weights μ of the name match (0 = the run alone)")
 flags.DEFINE_string("out", None, "JSON output path")
-
-
-def _rows_unit(m: sp.csr_matrix) -> sp.csr_matrix:
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1))).ravel()
-    return sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ m
-
-
-def _matrix(c: CSR, num_cols: int) -> sp.csr_matrix:
-    return sp.csr_matrix((c.values, c.indices, c.indptr), shape=(c.num_rows, num_cols))
-
-
-def name_vectors(names: Sequence[str], vocabulary: Sequence[str], train_features: sp.csr_matrix) -> sp.csr_matrix:
-    """[L, F] unit rows: idf of each label name's tokens that are features (a row of zeros where none is)."""
-    index = {token: i for i, token in enumerate(vocabulary[: train_features.shape[1]])}
-    df = np.bincount(train_features.indices, minlength=train_features.shape[1])
-    idf = np.log((1.0 + train_features.shape[0]) / (1.0 + df)) + 1.0
-    rows, cols = [], []
-    for label, name in enumerate(names):
-        for feature in sorted({index[t] for t in tokenize(name) if t in index}):
-            rows.append(label)
-            cols.append(feature)
-    vectors = sp.csr_matrix((idf[cols], (rows, cols)), shape=(len(names), train_features.shape[1]))
-    return _rows_unit(vectors)
 
 
 def _refuse(message: str) -> NoReturn:
@@ -85,9 +60,9 @@ def main(argv: Sequence[str]) -> None:
         _refuse(f"{data.location}: the label-name match needs labels.txt and vocab.txt beside the data")
     with open(vocab_path, encoding="utf-8") as f:
         vocabulary = [line.rstrip("\n") for line in f]
-    train_x = _matrix(data.train.features, data.num_features)
+    train_x = scipy_csr(data.train.features, data.num_features)
     labels = name_vectors(data.label_names, vocabulary, train_x)
-    points = _rows_unit(_matrix(data.test.features, data.num_features))
+    points = rows_unit(scipy_csr(data.test.features, data.num_features))
     split = "validation" if config.data.validation_fraction > 0 else "test"
 
     buckets = config.data.text.length_buckets

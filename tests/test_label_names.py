@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import scipy.sparse as sp
 
-from experiments.label_names import name_vectors
+from experiments.label_name_match import name_vectors
 from tests.conftest import ROOT
 from tests.test_predict import write_xc
 from xcs.data import synthetic
