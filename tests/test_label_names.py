@@ -34,7 +34,8 @@ def test_name_vectors_are_the_unit_idf_of_the_name_tokens_in_the_vocabulary():
 
 
 def test_label_names_script_mix_zero_is_the_run(tmp_path):
-    """On a finished smoke run over XC files with named labels: mix 0 scores as the run did, a mix moves it."""
+    """On a finished smoke run over XC files with named labels: mix 0 scores as the run did, a mix moves it; without
+    labels.txt the run is refused."""
     spec = synthetic.SyntheticSpec(num_train=1000, num_test=200, num_features=2000, num_labels=300, num_clusters=20)
     data = tmp_path / "data" / "named"
     data.mkdir(parents=True)
@@ -64,14 +65,9 @@ def test_label_names_script_mix_zero_is_the_run(tmp_path):
     for key in ("P@1", "P@5", "PSP@5"):  # numpy's float32 sums may break a near-tie the other way: one point of 200
         assert abs(rows[0][key] - results[key]) <= 100 / spec.num_test + 0.01, key
     assert rows[1]["P@1"] != rows[0]["P@1"] or rows[1]["PSP@5"] != rows[0]["PSP@5"]
-
-
-def test_label_names_script_refuses_a_run_without_named_labels_in_one_line(tmp_path):
-    workdir = tmp_path / "run"
-    trained = subprocess.run([sys.executable, "launch.py", "--config=configs/xmc.py:smoke", f"--workdir={workdir}"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    run = subprocess.run([sys.executable, "-m", "experiments.label_names", f"--workdir={workdir}"], cwd=ROOT,
+    # Without labels.txt the same run is refused in one line, exit 2.
+    (data / "labels.txt").unlink()
+    run = subprocess.run([sys.executable, "-m", "experiments.label_names", f"--workdir={workdir}"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
     lines = [line for line in run.stderr.splitlines() if not re.match(r"[IWE]\d{4} ", line)]  # not absl's log lines
-    assert run.returncode == 2 and len(lines) == 1 and "model.head.name=" in lines[0], run.stderr[-2000:]
+    assert run.returncode == 2 and len(lines) == 1 and "needs labels.txt" in lines[0], run.stderr[-2000:]
