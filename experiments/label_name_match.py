@@ -17,20 +17,14 @@ def rows_unit(m: sp.csr_matrix) -> sp.csr_matrix:
     return sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ m
 
 
-def scipy_csr(c: CSR, num_cols: int) -> sp.csr_matrix:
-    """xcs's CSR as scipy's."""
-    return sp.csr_matrix((c.values, c.indices, c.indptr), shape=(c.num_rows, num_cols))
-
-
-def name_vectors(names: Sequence[str], vocabulary: Sequence[str], train_features: sp.csr_matrix) -> sp.csr_matrix:
+def name_vectors(names: Sequence[str], vocabulary: Sequence[str], train_features: CSR) -> sp.csr_matrix:
     """[L, F] unit rows: idf of each label name's tokens that are features (a row of zeros where none is)."""
-    index = {token: i for i, token in enumerate(vocabulary[: train_features.shape[1]])}
-    df = np.bincount(train_features.indices, minlength=train_features.shape[1])
-    idf = np.log((1.0 + train_features.shape[0]) / (1.0 + df)) + 1.0
+    index = {token: i for i, token in enumerate(vocabulary[: train_features.num_cols])}
+    idf = np.log((1.0 + train_features.num_rows) / (1.0 + train_features.column_counts())) + 1.0
     rows, cols = [], []
     for label, name in enumerate(names):
         for feature in sorted({index[t] for t in tokenize(name) if t in index}):
             rows.append(label)
             cols.append(feature)
-    vectors = sp.csr_matrix((idf[cols], (rows, cols)), shape=(len(names), train_features.shape[1]))
+    vectors = sp.csr_matrix((idf[cols], (rows, cols)), shape=(len(names), train_features.num_cols))
     return rows_unit(vectors)

@@ -31,7 +31,7 @@ import numpy as np
 from absl import app, flags
 
 from experiments.benchmarks.common import write_report
-from experiments.label_name_match import name_vectors, rows_unit, scipy_csr
+from experiments.label_name_match import name_vectors, rows_unit
 from experiments.restore import restore_run
 from xcs.data.batching import Batcher, eval_batches
 from xcs.losses import ova_offset
@@ -60,9 +60,8 @@ def main(argv: Sequence[str]) -> None:
         _refuse(f"{data.location}: the label-name match needs labels.txt and vocab.txt beside the data")
     with open(vocab_path, encoding="utf-8") as f:
         vocabulary = [line.rstrip("\n") for line in f]
-    train_x = scipy_csr(data.train.features, data.num_features)
-    labels = name_vectors(data.label_names, vocabulary, train_x)
-    points = rows_unit(scipy_csr(data.test.features, data.num_features))
+    labels = name_vectors(data.label_names, vocabulary, data.train.features)
+    points = rows_unit(data.test.features.to_scipy())
     split = "validation" if config.data.validation_fraction > 0 else "test"
 
     buckets = config.data.text.length_buckets
@@ -76,7 +75,7 @@ def main(argv: Sequence[str]) -> None:
         h = model.apply(params, batch, False)
         if not setting.neighbors:  # the head alone
             return h, np.full((h.shape[0], 0), -1, np.int32), np.zeros((h.shape[0], 0), np.float32)
-        similarity, rows = knn.neighbours(knn._unit_rows(h), memory.embeddings, setting.neighbors, setting.memory_chunk)
+        similarity, rows = knn.neighbours(knn.unit_rows(h), memory.embeddings, setting.neighbors, setting.memory_chunk)
         return (h, *knn.neighbour_votes(similarity, rows, memory, setting.temperature))
 
     weights = np.asarray(model.apply(params, method=lambda m: m.head.state.value.weights))  # [L, D]: rows [w, b]

@@ -60,12 +60,6 @@ def _dir_mb(path: str) -> float:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files) / 2**20
 
 
-def _scipy_csr(m: CSR):
-    import scipy.sparse as sp
-
-    return sp.csr_matrix((m.values, m.indices, m.indptr), shape=(m.num_rows, m.num_cols))
-
-
 def _pad(rows: list[list[int]], k: int) -> np.ndarray:
     out = np.full((len(rows), k), -1, dtype=np.int64)
     for i, r in enumerate(rows):
@@ -89,7 +83,7 @@ def napkinxc_plt(data: Dataset, params: dict[str, Any], k: int, seed: int, model
     models = _require("napkinxc.models").models
     _check_params("napkinxc_plt", params, known_params("napkinxc_plt"))
     model = models.PLT(model_dir, **{"seed": seed, **params})
-    x_train, x_test = _scipy_csr(data.train.features), _scipy_csr(data.test.features)
+    x_train, x_test = data.train.features.to_scipy(), data.test.features.to_scipy()
     t0 = time.perf_counter()
     model.fit(x_train, data.train.labels.to_lists())
     fit_s = time.perf_counter() - t0

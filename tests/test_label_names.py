@@ -8,26 +8,36 @@ import subprocess
 import sys
 
 import numpy as np
-import scipy.sparse as sp
 
 from experiments.label_name_match import name_vectors
 from tests.conftest import ROOT
 from tests.test_predict import write_xc
 from xcs.data import synthetic
+from xcs.data.sparse import CSR
+
+
+def test_csr_to_scipy_is_the_same_matrix():
+    rows = [[3, 0], [], [1, 2, 4]]
+    values = [[0.5, 1.5], [], [2.0, -1.0, 3.0]]
+    want = np.zeros((3, 5), np.float32)
+    for i, (ids, vals) in enumerate(zip(rows, values)):
+        want[i, ids] = vals
+    np.testing.assert_array_equal(CSR.from_lists(rows, 5, values).to_scipy().toarray(), want)
 
 
 def test_name_vectors_are_the_unit_idf_of_the_name_tokens_in_the_vocabulary():
     rng = np.random.default_rng(0)
     vocabulary = ["linux", "module", "slab", "of", "genus", "dicot"]
-    train = sp.csr_matrix((rng.random((7, 6)) < 0.5).astype(np.float32))
+    dense = rng.random((7, 6)) < 0.5
+    train = CSR.from_lists([np.flatnonzero(r).tolist() for r in dense], 6)
     names = ["linux/module.h", "dicot_genus.n.08108972", "x/unknown.h", "Slab-Module module"]
     got = name_vectors(names, vocabulary, train).toarray()
-    n = train.shape[0]
+    n = len(dense)
     for label, tokens in enumerate([("linux", "module"), ("dicot", "genus"), (), ("slab", "module")]):
         want = np.zeros(len(vocabulary))
         for t in tokens:  # a repeated token counts once; 'h', 'n' and the digits are not features
             j = vocabulary.index(t)
-            df = sum(1 for i in range(n) if train[i, j] != 0)
+            df = sum(1 for i in range(n) if dense[i, j])
             want[j] = math.log((1 + n) / (1 + df)) + 1
         norm = math.sqrt(sum(w * w for w in want))
         np.testing.assert_allclose(got[label], want / norm if norm else want, rtol=1e-6)
@@ -45,10 +55,7 @@ def test_label_names_script_mix_zero_is_the_run(tmp_path):
     (data / "vocab.txt").write_text("".join(f"w{j}\n" for j in range(spec.num_features)))
     # Each label is named after the feature its training points carry most, as a header is after its contents
     # (and its id, as a wordnet synset's name ends in its offset, since names must differ).
-    x = sp.csr_matrix((train_x.values, train_x.indices, train_x.indptr), shape=(train_x.num_rows, spec.num_features))
-    y = sp.csr_matrix((np.ones_like(train_y.values), train_y.indices, train_y.indptr),
-                      shape=(train_y.num_rows, spec.num_labels))
-    top = np.asarray((y.T @ x).argmax(axis=1)).ravel()
+    top = np.asarray((train_y.to_scipy().T @ train_x.to_scipy()).argmax(axis=1)).ravel()
     (data / "labels.txt").write_text("".join(f"w{f}.n.{label}\n" for label, f in enumerate(top)))
     env = dict(os.environ, XCS_DATA_DIR=str(tmp_path / "data"))
     workdir = tmp_path / "run"

@@ -50,6 +50,12 @@ class CSR:
         """How many rows hold each column (label frequencies for a label matrix)."""
         return np.bincount(self.indices, minlength=self.num_cols)
 
+    def to_scipy(self):
+        """The same matrix as a scipy.sparse.csr_matrix (for the peers and measurements; xcs itself does not use scipy)."""
+        import scipy.sparse
+
+        return scipy.sparse.csr_matrix((self.values, self.indices, self.indptr), shape=(self.num_rows, self.num_cols))
+
     def to_lists(self) -> list[list[int]]:
         return [self.indices[self.indptr[i] : self.indptr[i + 1]].tolist() for i in range(self.num_rows)]
 

@@ -45,13 +45,14 @@ class Memory:
     label_mask: jax.Array  # [N, Y] bool
 
 
-def _unit_rows(h: jax.Array) -> jax.Array:
+def unit_rows(h: jax.Array) -> jax.Array:
+    """Each row of `h` scaled to unit L2 norm (the memory's and the queries' form)."""
     return h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
 
 
 def build_memory(model: XMCModel, variables: Any, batcher: Batcher, batch_size: int) -> Memory:
     """The normalised embeddings and the labels of every point of `batcher`'s split (the training split)."""
-    embed = jax.jit(lambda v, b: _unit_rows(model.apply(v, b, False)))
+    embed = jax.jit(lambda v, b: unit_rows(model.apply(v, b, False)))
     parts = [embed(variables, batch)[:valid] for batch, valid in eval_batches(batcher, batch_size)]
     labels = batcher.split.labels
     idx, _, mask = pad_rows(labels, np.arange(labels.num_rows), batcher.label_width)
@@ -140,7 +141,7 @@ def make_knn_predict(model: XMCModel, k: int, knn: ml_collections.ConfigDict, me
     @jax.jit
     def predict(variables, batch, memory):
         h = model.apply(variables, batch, False)
-        similarity, rows = neighbours(_unit_rows(h), memory.embeddings, knn.neighbors, knn.memory_chunk)
+        similarity, rows = neighbours(unit_rows(h), memory.embeddings, knn.neighbors, knn.memory_chunk)
         vote_ids, votes = neighbour_votes(similarity, rows, memory, knn.temperature, split=split_votes)
         _, head_ids, log_partition = model.apply(variables, h, method=head_topk)
 
