@@ -61,3 +61,6 @@ class AuxObjective(nn.Module):
 
     def label_logits(self, h: jax.Array, ids: jax.Array) -> jax.Array:
         return self.inner.label_logits(h, ids)
+
+    def chunk_logits(self, h: jax.Array, start: jax.Array, size: int) -> jax.Array:
+        return self.inner.chunk_logits(h, start, size)

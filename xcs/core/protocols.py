@@ -65,7 +65,8 @@ class HeadMethod:
     """One output layer: from the encoder output h [B, d] to a loss and a top-k over the labels.
 
     Its Flax module implements `loss(h, label_idx, label_mask, loss_fn)` and `topk(h, k)`; one
-    whose softmax is exact also implements `topk_log_partition` and `label_logits` (`knn=True`).
+    whose softmax is exact also implements `topk_log_partition`, `label_logits` and `chunk_logits(h, start,
+    size)` (the logits of a contiguous chunk of labels) (`knn=True`: the kNN and label-name mixes).
     """
 
     name: str

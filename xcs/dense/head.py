@@ -64,6 +64,9 @@ class DenseHead(nn.Module):
         return chunked_topk(self._score_chunk(h), h.shape[0], self.num_labels, self.label_chunk, k,
                             with_logsumexp=True)
 
+    def chunk_logits(self, h: jax.Array, start: jax.Array, size: int) -> jax.Array:
+        return self._score_chunk(h)(start, size)
+
     def label_logits(self, h: jax.Array, ids: jax.Array) -> jax.Array:
         columns = jnp.take(self.kernel, ids, axis=1)  # [d, B, M]: only the labels asked for
         out = jnp.einsum("bd,dbm->bm", h, columns)

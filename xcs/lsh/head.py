@@ -273,6 +273,11 @@ def exact_topk(cfg: LSHConfig, state: LSHState, h: jax.Array, k: int, use_bias: 
                         with_logsumexp=with_logsumexp)
 
 
+def chunk_logits(state: LSHState, h: jax.Array, start: jax.Array, size: int, use_bias: bool) -> jax.Array:
+    """Logits [B, size] of the labels start..start+size-1 (`size` static)."""
+    return augment(h, use_bias) @ jax.lax.dynamic_slice_in_dim(state.weights, start, size, axis=0).T
+
+
 def label_logits(state: LSHState, h: jax.Array, ids: jax.Array, use_bias: bool) -> jax.Array:
     """Logits [B, M] of the labels ids [B, M] (only their rows are read)."""
     return jnp.einsum("bd,bmd->bm", augment(h, use_bias), state.weights[ids])

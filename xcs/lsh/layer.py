@@ -96,6 +96,9 @@ class LSHHead(nn.Module):
     def topk_log_partition(self, h: jax.Array, k: int) -> tuple[jax.Array, jax.Array, jax.Array]:
         return lsh.exact_topk(self.cfg, self.state.value, h, k, self.use_bias, with_logsumexp=True)
 
+    def chunk_logits(self, h: jax.Array, start: jax.Array, size: int) -> jax.Array:
+        return lsh.chunk_logits(self.state.value, h, start, size, self.use_bias)
+
     def label_logits(self, h: jax.Array, ids: jax.Array) -> jax.Array:
         return lsh.label_logits(self.state.value, h, ids, self.use_bias)
 

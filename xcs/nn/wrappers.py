@@ -41,3 +41,6 @@ class Intermediate(nn.Module):
 
     def label_logits(self, h: jax.Array, ids: jax.Array) -> jax.Array:
         return self.inner.label_logits(self._hidden(h), ids)
+
+    def chunk_logits(self, h: jax.Array, start: jax.Array, size: int) -> jax.Array:
+        return self.inner.chunk_logits(self._hidden(h), start, size)

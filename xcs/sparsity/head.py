@@ -93,6 +93,9 @@ class FanInHead(nn.Module):
         return chunked_topk(score_chunk, h.shape[0], self.num_labels, self._chunk(h.shape[0]), k,
                             with_logsumexp=True)
 
+    def chunk_logits(self, h: jax.Array, start: jax.Array, size: int) -> jax.Array:
+        return chunk_scorer(h, self.weight, self.indices.value, self.bias, self.kernel)(start, size)
+
     def label_logits(self, h: jax.Array, ids: jax.Array) -> jax.Array:
         """Logits of the labels `ids` [B, M] only: a [B, M, fan_in] gather, never [B, L, fan_in]."""
         batch, m = ids.shape

@@ -86,18 +86,20 @@ def neighbour_votes(similarity: jax.Array, rows: jax.Array, memory: Memory, temp
     return ids.reshape(batch, -1), votes.reshape(batch, -1)
 
 
-def fused_topk(head_ids: jax.Array, label_probability: Callable[[jax.Array], jax.Array],
-               vote_ids: jax.Array, votes: jax.Array, weight: float, k: int) -> tuple[jax.Array, jax.Array]:
-    """Top-k (scores, ids) of (1 − weight)·probability + weight·(summed votes) over head_ids ∪ vote_ids.
+def fused_topk(head_ids: jax.Array, head_score: jax.Array, vote_ids: jax.Array, vote_score: jax.Array,
+               votes: jax.Array, vote_weight: float | jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """Top-k (scores, ids) of score(l) + vote_weight·(summed votes of l) over head_ids ∪ vote_ids.
 
-    `label_probability(ids [B, M]) -> [B, M]` gives the head's probabilities of any labels, a function increasing
-    in the logit (so head_ids, the top-k by logit, are the top-k by probability). Ids −1 are empty slots; with
-    fewer than k candidates the tail is −1.
+    score(l) is a label's score without its votes, given for each entry: head_score [B, k] of head_ids, which
+    must be the top-k of that score over all labels, and vote_score [B, M] of vote_ids (the same value wherever
+    a label repeats), so that, votes being >= 0, the union holds the top-k. Ids −1 are empty slots; with fewer
+    than k candidates the tail is −1.
     """
     ids = jnp.concatenate([head_ids, vote_ids], axis=1)
     v = jnp.concatenate([jnp.zeros(head_ids.shape, votes.dtype), votes], axis=1)
+    base = jnp.concatenate([head_score, vote_score], axis=1)
     order = jnp.argsort(ids, axis=1)
-    ids, v = jnp.take_along_axis(ids, order, axis=1), jnp.take_along_axis(v, order, axis=1)
+    ids, v, base = (jnp.take_along_axis(a, order, axis=1) for a in (ids, v, base))
     # Equal ids are now adjacent: each run's total vote is read at its last entry, from the running
     # sum minus the running sum at the previous run's end (votes are >= 0, so that is a running max).
     last = jnp.concatenate([ids[:, :-1] != ids[:, 1:], jnp.ones((ids.shape[0], 1), bool)], axis=1)
@@ -105,14 +107,21 @@ def fused_topk(head_ids: jax.Array, label_probability: Callable[[jax.Array], jax
     ends = jax.lax.cummax(jnp.where(last, running, 0.0), axis=1)
     before = jnp.concatenate([jnp.zeros((ids.shape[0], 1), v.dtype), ends[:, :-1]], axis=1)
     vote = running - before
-    probability = label_probability(jnp.maximum(ids, 0))
-    score = jnp.where(last & (ids >= 0), (1.0 - weight) * probability + weight * vote, -jnp.inf)
+    score = jnp.where(last & (ids >= 0), base + vote_weight * vote, -jnp.inf)
     top, pos = jax.lax.top_k(score, min(k, score.shape[1]))
     top_ids = jnp.where(jnp.isfinite(top), jnp.take_along_axis(ids, pos, axis=1), -1)
     if top.shape[1] < k:
         top = jnp.pad(top, ((0, 0), (0, k - top.shape[1])), constant_values=-jnp.inf)
         top_ids = jnp.pad(top_ids, ((0, 0), (0, k - top_ids.shape[1])), constant_values=-1)
     return top, top_ids
+
+
+def probability(logits: jax.Array, log_partition: jax.Array | None, ova_labels: int | None) -> jax.Array:
+    """The head's probabilities of labels from their logits [B, M]: the softmax's (log_partition [B]) or, for a
+    head trained one-versus-all over `ova_labels` labels, the sigmoids at the loss's offset."""
+    if ova_labels is None:
+        return jnp.exp(logits - log_partition[:, None])
+    return jax.nn.sigmoid(logits - ova_offset(ova_labels))
 
 
 def ova_labels(loss_name: str, num_labels: int) -> int | None:
@@ -143,14 +152,10 @@ def make_knn_predict(model: XMCModel, k: int, knn: ml_collections.ConfigDict, me
         h = model.apply(variables, batch, False)
         similarity, rows = neighbours(unit_rows(h), memory.embeddings, knn.neighbors, knn.memory_chunk)
         vote_ids, votes = neighbour_votes(similarity, rows, memory, knn.temperature, split=split_votes)
-        _, head_ids, log_partition = model.apply(variables, h, method=head_topk)
-
-        def probability(ids):
-            logits = model.apply(variables, h, ids, method=head_logits)
-            if ova_labels is None:
-                return jnp.exp(logits - log_partition[:, None])
-            return jax.nn.sigmoid(logits - ova_offset(ova_labels))
-
-        return fused_topk(head_ids, probability, vote_ids, votes, knn.weight, k)
+        head_logits_k, head_ids, log_partition = model.apply(variables, h, method=head_topk)
+        vote_logits = model.apply(variables, h, jnp.maximum(vote_ids, 0), method=head_logits)
+        mix = 1.0 - knn.weight
+        return fused_topk(head_ids, mix * probability(head_logits_k, log_partition, ova_labels), vote_ids,
+                          mix * probability(vote_logits, log_partition, ova_labels), votes, knn.weight, k)
 
     return lambda variables, batch: predict(variables, batch, memory)
