@@ -115,18 +115,21 @@ def load_dataset(config: ml_collections.ConfigDict, seed: int) -> Dataset:
     else:
         raise UserError(f"{location}: no features, only texts; set config.data.text.inputs to embedding or tokens")
 
+    vocabulary = vectorizer.vocabulary if vectorizer is not None else None
     if names_dir is not None:
         label_names = text_source.read_label_names(names_dir, num_labels)
+        vocabulary = text_source.read_vocabulary(names_dir, num_features)
     if config.validation_fraction > 0:
         # Tuning happens on a held-out part of train; the test split is not looked at.
         kept, held = validation_rows(train.num_points, config.validation_fraction, seed)
         train, test = train.take(kept), train.take(held)
     return Dataset(config.name, train, test, num_features, num_labels, location, label_names=label_names,
-                   vectorizer=vectorizer)
+                   vectorizer=vectorizer, vocabulary=vocabulary)
 
 
-def validation_rows(num_points: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows kept for training, held-out rows), each ascending: the split config.data.validation_fraction makes."""
-    perm = np.random.default_rng([seed, 7]).permutation(num_points)
+def validation_rows(num_points: int, fraction: float, seed: int, stream: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """(rows kept for training, held-out rows), each ascending: the split config.data.validation_fraction makes
+    (another `stream` draws another split of the same seed)."""
+    perm = np.random.default_rng([seed, stream]).permutation(num_points)
     n_val = max(1, int(round(fraction * num_points)))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])

@@ -49,6 +49,7 @@ class Dataset:
     location: str  # where it came from, for results.json
     label_names: tuple[str, ...] | None = None  # label id -> name (texts + label names, or labels.txt), else None
     vectorizer: TfidfVectorizer | None = None  # tf-idf fitted on the training texts (xcs.data.text_source), else None
+    vocabulary: tuple[str, ...] | None = None  # feature id -> token (vocab.txt, or the vectorizer's), else None
 
     @property
     def dense(self) -> bool:

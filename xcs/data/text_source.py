@@ -176,6 +176,19 @@ def load_artifacts(directory: str) -> tuple[tuple[str, ...] | None, TfidfVectori
     return names, TfidfVectorizer.load(vec_path) if os.path.isfile(vec_path) else None
 
 
+def read_vocabulary(directory: str, num_features: int) -> tuple[str, ...] | None:
+    """vocab.txt beside XC files (feature id -> token, one a line, as xcs.data.build writes), or None without one."""
+    path = os.path.join(directory, "vocab.txt")
+    if not os.path.isfile(path):
+        return None
+    tokens = tuple(text_files.read_lines(path))
+    if len(tokens) > num_features:
+        raise DataFormatError(path, num_features + 1, tokens[num_features],
+                              f"{len(tokens)} tokens but the data set has {num_features} features "
+                              "(vocab.txt: one token per feature id, in id order)")
+    return tokens
+
+
 def read_label_names(directory: str, num_labels: int) -> tuple[str, ...] | None:
     """labels.txt beside XC files (label id -> name, one a line, as xcs.data.build writes), or None without one."""
     path = os.path.join(directory, "labels.txt")
