@@ -291,4 +291,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.knn.temperature = 0.05
     config.eval.knn.weight = 0.5
     config.eval.knn.memory_chunk = 16384  # training points scored at a time in the neighbour search
+    # Mix in the match of a point's features with each label's name (xcs.train.names; data with labels.txt and
+    # vocab.txt): (1 - weight) * prediction + weight * cos(x, name). Weights to choose from, by P@1 on
+    # tune_fraction of the training points held out of training; one weight is used as it is; "0" = off.
+    config.eval.names = ml_collections.ConfigDict()
+    config.eval.names.weights = "0"
+    config.eval.names.tune_fraction = 0.05
     return config

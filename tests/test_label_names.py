@@ -1,4 +1,6 @@
-"""experiments.label_names: the label-name vectors against a hand computation, and the script end to end."""
+"""The label-name mix (xcs.train.names): the name vectors against a hand computation, the mixed top-k against a
+dense numpy computation, and a run end to end (the weight chosen on held-out training points, xcs.predict and
+export giving the run's predictions, experiments.label_names re-scoring it)."""
 
 import json
 import math
@@ -7,13 +9,32 @@ import re
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from experiments.label_name_match import name_vectors
+from configs import default
 from tests.conftest import ROOT
 from tests.test_predict import write_xc
 from xcs.data import synthetic
+from xcs.data.batching import Batcher
 from xcs.data.sparse import CSR
+from xcs.data.split import Split
+from xcs.losses import get_loss
+from xcs.nn.model import XMCModel
+from xcs.registry import build_model
+from xcs.train import knn, names
+
+D_IN, L, F = 12, 40, 30
+
+
+def _dense_vectors(index: names.NameIndex, num_features: int) -> np.ndarray:
+    out = np.zeros((index.tokens.shape[0], num_features))
+    for label in range(index.tokens.shape[0]):
+        for token, weight in zip(np.asarray(index.tokens[label]), np.asarray(index.weights[label])):
+            out[label, token] += weight
+    return out
 
 
 def test_csr_to_scipy_is_the_same_matrix():
@@ -30,8 +51,8 @@ def test_name_vectors_are_the_unit_idf_of_the_name_tokens_in_the_vocabulary():
     vocabulary = ["linux", "module", "slab", "of", "genus", "dicot"]
     dense = rng.random((7, 6)) < 0.5
     train = CSR.from_lists([np.flatnonzero(r).tolist() for r in dense], 6)
-    names = ["linux/module.h", "dicot_genus.n.08108972", "x/unknown.h", "Slab-Module module"]
-    got = name_vectors(names, vocabulary, train).toarray()
+    label_names = ["linux/module.h", "dicot_genus.n.08108972", "x/unknown.h", "Slab-Module module"]
+    got = _dense_vectors(names.build_index(label_names, vocabulary, train, 6), 6)
     n = len(dense)
     for label, tokens in enumerate([("linux", "module"), ("dicot", "genus"), (), ("slab", "module")]):
         want = np.zeros(len(vocabulary))
@@ -43,9 +64,112 @@ def test_name_vectors_are_the_unit_idf_of_the_name_tokens_in_the_vocabulary():
         np.testing.assert_allclose(got[label], want / norm if norm else want, rtol=1e-6)
 
 
-def test_label_names_script_mix_zero_is_the_run(tmp_path):
-    """On a finished smoke run over XC files with named labels: mix 0 scores as the run did, a mix moves it; without
-    labels.txt the run is refused."""
+def _model(head: str):
+    config = default.get_config()
+    config.model.encoder.name = "dense"
+    config.model.encoder.width = 16
+    config.model.head.name = head
+    config.model.head.label_chunk = 16
+    config.sparsity.fan_in = 4
+    model = build_model(config, D_IN, L)
+    example = {"x": jnp.zeros((2, D_IN)), "label_idx": jnp.zeros((2, 3), jnp.int32),
+               "label_mask": jnp.ones((2, 3), bool)}
+    variables = model.init({"params": jax.random.PRNGKey(1), "dropout": jax.random.PRNGKey(2)}, example,
+                           get_loss("softmax"), False, method=XMCModel.loss)
+    return model, variables
+
+
+def _random_rows(rng, n, width, num_cols, labels=False):
+    lengths = rng.integers(0 if labels else 1, width + 1, size=n)
+    rows = [rng.choice(num_cols, size=m, replace=False).tolist() for m in lengths]
+    values = None if labels else [rng.random(m).astype(np.float32).tolist() for m in lengths]
+    return CSR.from_lists(rows, num_cols, values)
+
+
+def _reference(model, variables, x, features: CSR, label_names, vocabulary, train: CSR, memory_x, memory_labels,
+               k_nn, temperature, vote_weight, weight, k, ova):
+    """Dense numpy: every label's probability, neighbour vote and name cosine, mixed, then the top k."""
+    h = np.asarray(model.apply(variables, {"x": x}, False), np.float64)
+    head = lambda m, h: m.head.logits(h)  # noqa: E731
+    logits = np.asarray(model.apply(variables, jnp.asarray(h, jnp.float32), method=head), np.float64)
+    if ova:
+        p = 1.0 / (1.0 + np.exp(-(logits - np.log(L))))
+    else:
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+    votes = np.zeros_like(p)
+    if k_nn:
+        mem = np.asarray(model.apply(variables, {"x": memory_x}, False), np.float64)
+        unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+        sims = unit(h) @ unit(mem).T
+        for b in range(len(x)):
+            nearest = np.argsort(-sims[b], kind="stable")[:k_nn]
+            w = np.exp((sims[b, nearest] - sims[b, nearest].max()) / temperature)
+            w /= w.sum()
+            for j, row in zip(w, nearest):
+                labels, _ = memory_labels.row(row)
+                for label in labels:
+                    votes[b, label] += j / len(labels)
+    idf = {t: math.log((1 + train.num_rows) / (1 + (train.to_scipy()[:, j] != 0).sum())) + 1
+           for j, t in enumerate(vocabulary)}
+    name_matrix = np.zeros((L, F))
+    for label, name in enumerate(label_names):
+        for token in set(name.split()) & set(vocabulary):  # words that are not features add nothing
+            name_matrix[label, vocabulary.index(token)] = idf[token]
+    name_matrix /= np.maximum(np.linalg.norm(name_matrix, axis=1, keepdims=True), 1e-300)
+    points = features.to_scipy().toarray()
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    prediction = (1 - vote_weight) * p + vote_weight * votes if k_nn else p
+    score = (1 - weight) * prediction + weight * points @ name_matrix.T
+    ids = np.argsort(-score, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(score, ids, 1), ids
+
+
+@pytest.mark.parametrize("head,k_nn,ova,weight", [("dense", 5, False, 0.3), ("dense", 0, False, 0.5),
+                                                  ("dense", 5, True, 0.2), ("sparse", 3, False, 0.6),
+                                                  ("dense", 5, False, 0.0)])
+def test_names_prediction_equals_the_dense_mix(head, k_nn, ova, weight):
+    rng = np.random.default_rng(k_nn + int(10 * weight))
+    model, variables = _model(head)
+    vocabulary = [f"w{j}" for j in range(F)]
+    # Names of one to three vocabulary words; some labels share words, a few have no name word at all.
+    label_names = [" ".join(f"w{j}" for j in rng.choice(F, size=rng.integers(1, 4), replace=False)) for _ in range(L)]
+    label_names[3] = "nothing known"
+    train = _random_rows(rng, 50, 6, F)
+    memory_x = rng.normal(size=(30, D_IN)).astype(np.float32)
+    memory_labels = _random_rows(rng, 30, 4, L, labels=True)
+    memory = knn.build_memory(model, variables, Batcher(Split(labels=memory_labels, dense=memory_x), 0, 0), 8)
+    x = rng.normal(size=(6, D_IN)).astype(np.float32)
+    features = _random_rows(rng, 6, 5, F)
+    idx = np.zeros((6, 5), np.int32)
+    val = np.zeros((6, 5), np.float32)
+    for i in range(6):
+        ids, vals = features.row(i)
+        idx[i, : len(ids)], val[i, : len(ids)] = ids, vals
+    cfg = default.get_config().eval.knn
+    cfg.neighbors, cfg.temperature, cfg.weight, cfg.memory_chunk = k_nn, 0.1, 0.4, 16
+    k = 7
+    index = names.build_index(label_names, vocabulary, train, F)
+    predict = names.make_names_predict(model, k, F, 16, index, cfg if k_nn else None, memory if k_nn else None,
+                                       L if ova else None)
+    batch = {"x": jnp.asarray(x), "feat_idx": jnp.asarray(idx), "feat_val": jnp.asarray(val)}
+    several = (0.0, weight, 0.9)  # scored in one pass: each as if alone
+    for got, w in [(predict(variables, batch, weight), weight),
+                   *zip(zip(*predict(variables, batch, several)), several)]:
+        scores, ids = got
+        ref_scores, ref_ids = _reference(model, variables, x, features, label_names, vocabulary, train, memory_x,
+                                         memory_labels, k_nn, 0.1, 0.4, w, k, ova)
+        np.testing.assert_allclose(np.asarray(scores), ref_scores, rtol=2e-5, atol=1e-6)
+        gaps = np.abs(np.diff(ref_scores, axis=1)) > 1e-6  # ids agree wherever the scores are not tied
+        distinct = np.ones_like(ref_ids, bool)
+        distinct[:, 1:] &= gaps
+        distinct[:, :-1] &= gaps
+        np.testing.assert_array_equal(np.asarray(ids)[distinct], ref_ids[distinct])
+
+
+def _named_data(tmp_path):
+    """Smoke-sized XC files whose labels are named after the feature their training points carry most (as a
+    header is after its contents), with the label id, since names must differ."""
     spec = synthetic.SyntheticSpec(num_train=1000, num_test=200, num_features=2000, num_labels=300, num_clusters=20)
     data = tmp_path / "data" / "named"
     data.mkdir(parents=True)
@@ -53,28 +177,54 @@ def test_label_names_script_mix_zero_is_the_run(tmp_path):
     for split, (x, y) in (("train", (train_x, train_y)), ("test", synthetic.generate_split(spec, "test"))):
         write_xc(data / f"{split}.txt", x, y)
     (data / "vocab.txt").write_text("".join(f"w{j}\n" for j in range(spec.num_features)))
-    # Each label is named after the feature its training points carry most, as a header is after its contents
-    # (and its id, as a wordnet synset's name ends in its offset, since names must differ).
     top = np.asarray((train_y.to_scipy().T @ train_x.to_scipy()).argmax(axis=1)).ravel()
     (data / "labels.txt").write_text("".join(f"w{f}.n.{label}\n" for label, f in enumerate(top)))
+    return data
+
+
+def _run(args, env, timeout=600):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_run_chooses_the_weight_and_prediction_keeps_it(tmp_path, monkeypatch):
+    """configs/xmc.py on named XC data: the weight is chosen on held-out training points, xcs.predict and an
+    export give predictions.txt, experiments.label_names at that weight gives the run's metrics."""
+    import xcs
+
+    data = _named_data(tmp_path)
     env = dict(os.environ, XCS_DATA_DIR=str(tmp_path / "data"))
+    monkeypatch.setenv("XCS_DATA_DIR", env["XCS_DATA_DIR"])  # xcs.load builds the kNN memory from the data
     workdir = tmp_path / "run"
-    trained = subprocess.run([sys.executable, "launch.py", "--config=configs/xmc.py:data=named,smoke",
-                              f"--workdir={workdir}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    trained = _run(["launch.py", "--config=configs/xmc.py:data=named,smoke", f"--workdir={workdir}"], env)
     assert trained.returncode == 0, trained.stderr[-3000:]
+    results = json.loads((workdir / "results.json").read_text())
+    choice = results["label_names"]
+    from configs.xmc import NAME_WEIGHTS
+
+    assert sorted(float(w) for w in choice["p1_by_weight"]) == [float(w) for w in NAME_WEIGHTS.split(",")]
+    best = max(choice["p1_by_weight"].values())
+    assert choice["p1_by_weight"][f"{choice['weight']:g}"] == best and choice["tuned_on"] == 50  # 5 % of 1000
+    assert results["data"]["train_points"] == 950
+    predictor = xcs.load(str(workdir))
+    assert predictor.name_match is not None and predictor.name_match[1] == choice["weight"]
+    from xcs.data.xmc_repo import load_splits
+
+    _, (test_x, _) = load_splits(str(data))
+    lines = (workdir / "predictions.txt").read_text().splitlines()[1:]
+    want = [[int(t.split(":")[0]) for t in line.split()] for line in lines]
+    for model in (predictor, xcs.load(predictor.export(str(tmp_path / "export")))):
+        ids, _ = model.predict(test_x, k=len(want[0]))
+        assert [row[: len(w)].tolist() for row, w in zip(ids, want)] == want
     out = tmp_path / "names.json"
-    run = subprocess.run([sys.executable, "-m", "experiments.label_names", f"--workdir={workdir}", "--mix=0,0.5",
-                          f"--out={out}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    run = _run(["-m", "experiments.label_names", f"--workdir={workdir}", f"--mix=0,{choice['weight']}",
+                f"--out={out}"], env)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    results = json.loads((workdir / "results.json").read_text())["test"]
-    assert [r["mix"] for r in rows] == [0.0, 0.5] and rows[0]["labels_named"] == 1.0
-    for key in ("P@1", "P@5", "PSP@5"):  # numpy's float32 sums may break a near-tie the other way: one point of 200
-        assert abs(rows[0][key] - results[key]) <= 100 / spec.num_test + 0.01, key
-    assert rows[1]["P@1"] != rows[0]["P@1"] or rows[1]["PSP@5"] != rows[0]["PSP@5"]
-    # Without labels.txt the same run is refused in one line, exit 2.
-    (data / "labels.txt").unlink()
-    run = subprocess.run([sys.executable, "-m", "experiments.label_names", f"--workdir={workdir}"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
-    lines = [line for line in run.stderr.splitlines() if not re.match(r"[IWE]\d{4} ", line)]  # not absl's log lines
-    assert run.returncode == 2 and len(lines) == 1 and "needs labels.txt" in lines[0], run.stderr[-2000:]
+    for key in ("P@1", "P@5", "PSP@5"):
+        assert rows[1][key] == pytest.approx(results["test"][key], abs=0.01), key
+    # A vocab.txt with more tokens than the data has features is refused in one line, exit 2, before training.
+    (data / "vocab.txt").write_text("".join(f"w{j}\n" for j in range(2001)))
+    refused = _run(["launch.py", "--config=configs/xmc.py:data=named,smoke", f"--workdir={tmp_path / 'other'}"], env)
+    lines = [line for line in refused.stderr.splitlines() if not re.match(r"[IWE]\d{4} ", line)]
+    assert refused.returncode == 2 and len(lines) == 1 and "vocab.txt:2001" in lines[0], refused.stderr[-2000:]
+    assert not (tmp_path / "other").exists()

@@ -117,6 +117,14 @@ def _check_train(config: ml_collections.ConfigDict) -> None:
         choice(config, "async_.delay", ASYNC_DELAYS)
 
 
+def name_weights(config: ml_collections.ConfigDict) -> tuple[float, ...]:
+    """config.eval.names.weights ("0,0.1,0.2") as floats; () where an entry is not a number."""
+    try:
+        return tuple(float(w) for w in config.eval.names.weights.split(",") if w.strip())
+    except ValueError:
+        return ()
+
+
 def _check_eval(config: ml_collections.ConfigDict) -> None:
     ev = config.eval
     require(ev.batch_size >= 1, config, "eval.batch_size", "must be >= 1")
@@ -130,6 +138,12 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
         require(0.0 <= knn.weight <= 1.0, config, "eval.knn.weight", "must be a mixing weight in [0, 1]")
         require(knn.temperature > 0, config, "eval.knn.temperature", "must be > 0")
         require(knn.memory_chunk >= 1, config, "eval.knn.memory_chunk", "must be >= 1")
+    weights = name_weights(config)
+    require(bool(weights) and all(0.0 <= w <= 1.0 for w in weights), config, "eval.names.weights",
+            "must be comma-separated mixing weights in [0, 1] (\"0\" = off)")
+    if len(weights) > 1:
+        require(0.0 < ev.names.tune_fraction <= 0.5, config, "eval.names.tune_fraction",
+                "must be in (0, 0.5]: the share of training points that chooses among eval.names.weights")
 
 
 def _mesh_shape(config: ml_collections.ConfigDict) -> tuple[int, ...]:
@@ -209,3 +223,12 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
         require(shape == (1, 1), config, "mesh.shape",
                 f"eval.knn.neighbors={knn.neighbors}: the kNN memory is not sharded; predict on one device "
                 "(mesh.shape=(1, 1))")
+    if any(name_weights(config)):
+        names = f"eval.names.weights={config.eval.names.weights!r}"
+        require(config.loss.name in ("softmax", "ova", AUTO), config, "loss.name",
+                f"{names} mixes the head's softmax or one-versus-all probabilities; train with 'softmax', 'ova' or "
+                "'auto', or set eval.names.weights=0")
+        require(head.knn, config, "model.head.name",
+                f"{names} needs every label's exact probability, which this head does not give (heads that do: "
+                f"{', '.join(m.name for m in HEADS.values() if m.knn)}); or set eval.names.weights=0")
+        require(shape == (1, 1), config, "mesh.shape", f"{names}: predicts on one device (mesh.shape=(1, 1))")

@@ -12,7 +12,9 @@ loop evaluates with (xcs.train.state.make_predict; xcs.train.knn.make_knn_predic
 jitted once per k and batch shape, so a run's own test split gives its predictions.txt exactly.
 
 With the kNN mix (config.eval.knn.neighbors > 0), the memory of training points is built from the
-training split named in the config (read once, on the first prediction); an export keeps it.
+training split named in the config (read once, on the first prediction); an export keeps it. With the
+label-name mix (xcs.train.names), the run's label_names_match.npz gives the names' index and the weight
+training chose; an export keeps it too.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from xcs.nn.model import XMCModel
 from xcs.predict import inputs as inputs_lib
 from xcs.registry import build_model
 from xcs.train import artifacts, knn
+from xcs.train import names as names_lib
 from xcs.train.auto import resolve_auto
 from xcs.train.checkpoint import Checkpointer
 from xcs.train.jsonio import write_json
@@ -143,7 +146,7 @@ class Predictor:
     def __init__(self, config: ml_collections.ConfigDict, info: dict[str, Any], collections: dict[str, Any],
                  label_names: tuple[str, ...] | None = None, vectorizer: TfidfVectorizer | None = None,
                  memory: knn.Memory | None = None, source: str = "", step: int | None = None,
-                 data: Dataset | None = None):
+                 data: Dataset | None = None, name_match: tuple[names_lib.NameIndex, float] | None = None):
         """`collections`: the Flax variables (params and the other collections) of the prediction model (the
         head without the auxiliary objective: `inner_head_variables`), possibly as plain dicts; they are
         checked against the model's. A config with loss.name=auto is resolved as training resolved it."""
@@ -171,6 +174,10 @@ class Predictor:
         self.reads = frozenset(recorder.read)  # the batch keys the encoder reads
         self._memory = memory
         self._data = data  # the data set, when it was loaded already (the kNN memory is built from its train split)
+        self.name_match = name_match  # (index, weight) of the label-name mix, or None
+        if name_match is not None and name_match[0].tokens.shape[0] != self.num_labels:
+            raise UserError(f"{source}: {names_lib.INDEX_FILE} names {name_match[0].tokens.shape[0]} labels, the "
+                            f"model has {self.num_labels}")
         self._functions: dict[int, Callable] = {}
 
     # -- what the model reads ------------------------------------------------------------------------------
@@ -263,7 +270,14 @@ class Predictor:
     def function(self, k: int) -> Callable[[Any, dict], tuple[jax.Array, jax.Array]]:
         """The jitted `(variables, batch) -> (scores, ids)` for this k (made once per k)."""
         if k not in self._functions:
-            if self.knn:
+            if self.name_match is not None:
+                index, weight = self.name_match
+                predict = names_lib.make_names_predict(
+                    self.model, k, self.num_features, int(self.config.model.head.label_chunk), index,
+                    self.config.eval.knn if self.knn else None, self.memory() if self.knn else None,
+                    knn.ova_labels(self.config.loss.name, self.num_labels))
+                self._functions[k] = lambda variables, batch: predict(variables, batch, weight)
+            elif self.knn:
                 self._functions[k] = knn.make_knn_predict(self.model, k, self.config.eval.knn, self.memory(),
                                                           knn.ova_labels(self.config.loss.name, self.num_labels))
             else:
@@ -308,6 +322,8 @@ class Predictor:
             text_source.LabelMap(self.label_names).save(os.path.join(tmp, text_source.LABEL_NAMES_FILE))
         if self.vectorizer is not None:
             self.vectorizer.save(os.path.join(tmp, text_source.VECTORIZER_FILE))
+        if self.name_match is not None:
+            names_lib.save_index(tmp, *self.name_match)
         write_json(os.path.join(tmp, EXPORT_FILE), {
             "format": _EXPORT_FORMAT, "version": _EXPORT_VERSION, "source": os.path.abspath(self.source),
             "step": self.step, "variables": VARIABLES_FILE, "knn_memory": MEMORY_FILE if self.knn else None,
@@ -382,7 +398,8 @@ def _load_workdir(workdir: str) -> Predictor:
         info, names, vectorizer = artifacts.data_info(data), data.label_names, data.vectorizer
     elif names is None and config.data.source == "xmc_repo" and os.path.isdir(data_dir(config.data)):
         names = text_source.read_label_names(data_dir(config.data), int(info["num_labels"]))  # labels.txt
-    return Predictor(config, info, collections, names, vectorizer, source=workdir, step=step, data=data)
+    return Predictor(config, info, collections, names, vectorizer, source=workdir, step=step, data=data,
+                     name_match=names_lib.load_index(workdir))
 
 
 def _newest_intact(checkpointer: Checkpointer, checkpoints: str) -> int:
@@ -416,4 +433,5 @@ def _load_export(directory: str) -> Predictor:
             memory = knn.Memory(jax.numpy.asarray(z["embeddings"]), jax.numpy.asarray(z["label_idx"]),
                                 jax.numpy.asarray(z["label_mask"]))
     names, vectorizer = text_source.load_artifacts(directory)
-    return Predictor(config, info, collections, names, vectorizer, memory, source=directory, step=meta.get("step"))
+    return Predictor(config, info, collections, names, vectorizer, memory, source=directory, step=meta.get("step"),
+                     name_match=names_lib.load_index(directory))

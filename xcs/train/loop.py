@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -16,13 +17,13 @@ import numpy as np
 from absl import logging
 
 from xcs.data.batching import Batcher, EpochIterator
-from xcs.data.dataset import Dataset, load_dataset
+from xcs.data.dataset import Dataset, load_dataset, validation_rows
 from xcs.losses import AUTO, get_loss
 from xcs.metrics import inverse_propensity
 from xcs.parallel import mesh as mesh_lib
 from xcs.registry import build_model, head_test_metrics, head_update, periodic_actions
 from xcs.system import machine_info, peak_rss_mb
-from xcs.train import knn
+from xcs.train import knn, names
 from xcs.train import workdir as workdir_lib
 from xcs.train.artifacts import save_for_prediction
 from xcs.train.async_step import make_step, wrap_optimizer
@@ -171,6 +172,15 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
         workdir_lib.write_status(workdir, "running")
     config = _resolve_loss(config, data)
     buckets = config.data.text.length_buckets  # widths of token batches (texts read end to end)
+    full_train, tune_batcher = data.train, None
+    name_weights = names.candidate_weights(config, data)  # the label-name mix (xcs.train.names), None: off
+    if name_weights is not None and len(name_weights) > 1:  # μ is chosen on training points held out of training
+        kept, held = validation_rows(full_train.num_points, config.eval.names.tune_fraction, config.seed,
+                                     names.TUNE_STREAM)
+        data = dataclasses.replace(data, train=full_train.take(kept))
+        tune_batcher = Batcher(full_train.take(held), config.data.max_features, 0, buckets)
+    name_index = None if name_weights is None else names.build_index(data.label_names, data.vocabulary,
+                                                                     full_train.features, data.num_features)
     train_batcher = Batcher(data.train, config.data.max_features, config.data.max_labels, buckets)
     test_batcher = Batcher(data.test, config.data.max_features, 0, buckets)
     iterator = EpochIterator(train_batcher, config.train.batch_size, config.seed, config.data.text.group_by_length)
@@ -224,14 +234,37 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
         train_step = shard_train_step(train_step, mesh, shardings)
         predict = shard_predict(predict, mesh, shardings)
 
+    memory_batcher = train_batcher if tune_batcher is None else Batcher(
+        full_train, config.data.max_features, config.data.max_labels, buckets)  # every training point
+    name_choice: dict[str, Any] = {}
+
     def predictor(state):
-        """The prediction function for the parameters of `state` (with the kNN memory built from them if on)."""
-        if config.eval.knn.neighbors == 0:
-            return predict
-        memory = knn.build_memory(model, variables(state), train_batcher, config.eval.batch_size)
-        return knn.make_knn_predict(model, predict_k, config.eval.knn, memory,
-                                     knn.ova_labels(config.loss.name, data.num_labels))
-    inv_ps = inverse_propensity(data.train.labels, config.eval.propensity_a, config.eval.propensity_b)
+        """The prediction function for the parameters of `state` (with the kNN memory built from them if on, and
+        the label-name weight chosen for them)."""
+        knn_on = config.eval.knn.neighbors > 0
+        ova_labels = knn.ova_labels(config.loss.name, data.num_labels)
+        if name_index is None:
+            if not knn_on:
+                return predict
+            memory = knn.build_memory(model, variables(state), memory_batcher, config.eval.batch_size)
+            return knn.make_knn_predict(model, predict_k, config.eval.knn, memory, ova_labels)
+
+        def names_predict(batcher, k):
+            memory = knn.build_memory(model, variables(state), batcher, config.eval.batch_size) if knn_on else None
+            return names.make_names_predict(model, k, data.num_features, config.model.head.label_chunk,
+                                            name_index, config.eval.knn if knn_on else None, memory, ova_labels)
+
+        weight, tuning = name_weights[0], {}
+        if tune_batcher is not None:
+            weight, tuning = names.choose_weight(names_predict(train_batcher, 1), variables(state), tune_batcher,
+                                                 config.eval.batch_size, name_weights)
+            logging.info("eval.names: weight %g, P@1 on %d held-out training points by weight: %s", weight,
+                         tune_batcher.split.num_points, tuning)
+        name_choice.update(weight=weight, p1_by_weight=tuning,
+                           tuned_on=0 if tune_batcher is None else tune_batcher.split.num_points)
+        final = names_predict(memory_batcher, predict_k)
+        return lambda v, batch: final(v, batch, weight)
+    inv_ps = inverse_propensity(full_train.labels, config.eval.propensity_a, config.eval.propensity_b)
 
     writer = MetricWriter(outdir, start)  # lines after `start` (logged before a stop) are dropped
     progress = Progress(steps, start, config.train.progress, config.train.log_every)
@@ -305,6 +338,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
         "evaluated_on": "validation" if config.data.validation_fraction > 0 else "test",
         "loss": config.loss.name,  # the loss trained (config.loss.name=auto: the one chosen from the data)
         "knn_neighbors": config.eval.knn.neighbors,  # K of the kNN mix the metrics were computed with (0: none)
+        "label_names": name_choice or None,  # the label-name mix's weight (and how it was chosen), None: off
         "width": config.model.encoder.width,  # the encoder's width trained (loss auto: the one chosen with the loss)
         "steps": steps,
         "resumed_from_step": start,
@@ -324,6 +358,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
         "machine": machine_info(),
         "workdir": os.path.abspath(workdir),
     }
+    if name_index is not None:
+        names.save_index(outdir, name_index, name_choice["weight"])
+    elif os.path.exists(stale := os.path.join(outdir, names.INDEX_FILE)):
+        os.remove(stale)
     write_json(os.path.join(outdir, "results.json"), results)
     if primary:
         workdir_lib.write_status(workdir, "finished", step=steps)
