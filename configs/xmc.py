@@ -3,7 +3,7 @@
     .venv/bin/python launch.py --config=xmc:smoke --workdir=runs/smoke     # seconds: P@1 ~70 on small synthetic data
     .venv/bin/python launch.py --config=xmc --workdir=runs/default         # ~1 min on 2 cores: P@1 79.16
     .venv/bin/python launch.py --config=xmc:data=wordnet_hypernyms --workdir=runs/wn
-                                            # ~2 min on 2 cores: P@1 58.09, PSP@5 59.73 (docs/methods/sampled.md)
+                                            # ~2.5 min on 2 cores: P@1 57.93, PSP@5 61.69 (docs/methods/names.md)
 
 Variants (`--config=configs/xmc.py:data=NAME,smoke`):
   data=synthetic        the built-in generator (default)
@@ -18,7 +18,10 @@ Variants (`--config=configs/xmc.py:data=NAME,smoke`):
                         read $XCS_DATA_DIR/NAME/{train,test}_texts.txt (or trn_X.txt/tst_X.txt), one text
                         per point; synthetic data makes its texts from the words of its features.
                         minilm, minilm+tfidf and minilm_e2e predict with the kNN mix
-                        (config.eval.knn.neighbors=10; =0 for the head alone).
+                        (config.eval.knn.neighbors=10; =0 for the head alone). tfidf and minilm+tfidf
+                        mix in the label names' match with the sparse features where the data has labels.txt
+                        and vocab.txt (config.eval.names, docs/methods/names.md; --config.eval.names.weights=0
+                        turns it off).
   fast                  a quicker run at some accuracy: sampled training (sampled_training) for half the epochs at
                         width 256; on the panel's validation splits (configs/tables/panel.py) 0.27-0.65 of the
                         default's train time, P@1 from 2.5 lower to 0.9 higher (docs/methods/sampled.md)
