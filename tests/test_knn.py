@@ -27,7 +27,7 @@ def _labels(rng, n, max_per_row, num_labels):
     return CSR(indptr, indices, np.ones(len(indices), np.float32), num_labels)
 
 
-def _model(head: str, intermediate: int = 0):
+def small_model(head: str, intermediate: int = 0):
     config = default.get_config()
     config.model.encoder.name = "dense"
     config.model.encoder.width = 16
@@ -50,9 +50,10 @@ def _all_logits(module, h):
     return head.logits(h)
 
 
-def _naive(model, variables, x, memory_x, memory_labels: CSR, k_nn, temperature, weight, k, ova=False, split=True):
-    """Dense reference: softmax over all L logits (with `ova` each label's sigmoid at offset log L) + every
-    label's summed neighbour vote (a neighbour's weight split over its labels, or whole if not `split`), top-k."""
+def dense_mix(model, variables, x, memory_x, memory_labels: CSR, k_nn, temperature, weight, ova=False, split=True):
+    """Dense reference [B, L]: softmax over all L logits (with `ova` each label's sigmoid at offset log L) mixed with
+    every label's summed neighbour vote (a neighbour's weight split over its labels, or whole if not `split`);
+    K = 0 or weight 0: the probabilities alone."""
     h = np.asarray(model.apply(variables, {"x": x}, False), np.float64)
     logits = np.asarray(model.apply(variables, jnp.asarray(h, jnp.float32), method=_all_logits), np.float64)
     if ova:
@@ -60,6 +61,8 @@ def _naive(model, variables, x, memory_x, memory_labels: CSR, k_nn, temperature,
     else:
         p = np.exp(logits - logits.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
+    if not k_nn or not weight:
+        return p
     mem = np.asarray(model.apply(variables, {"x": memory_x}, False), np.float64)
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
     sims = unit(h) @ unit(mem).T
@@ -72,7 +75,12 @@ def _naive(model, variables, x, memory_x, memory_labels: CSR, k_nn, temperature,
             labels, _ = memory_labels.row(row)
             for label in labels:
                 votes[b, label] += j / len(labels) if split else j
-    fused = (1 - weight) * p + weight * votes
+    return (1 - weight) * p + weight * votes
+
+
+def _naive(model, variables, x, memory_x, memory_labels: CSR, k_nn, temperature, weight, k, ova=False, split=True):
+    """The top-k of dense_mix."""
+    fused = dense_mix(model, variables, x, memory_x, memory_labels, k_nn, temperature, weight, ova, split)
     ids = np.argsort(-fused, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(fused, ids, 1), ids
 
@@ -83,7 +91,7 @@ def _naive(model, variables, x, memory_x, memory_labels: CSR, k_nn, temperature,
     ("dense", 0, 5, 57, 16, True, False), ("dense", 0, 5, 57, 16, False, False)])  # whole votes (the comparison's)
 def test_knn_prediction_equals_the_dense_mix(head, intermediate, k_nn, n_memory, chunk, ova, split):
     rng = np.random.default_rng(k_nn + n_memory)
-    model, variables = _model(head, intermediate)
+    model, variables = small_model(head, intermediate)
     memory_x = rng.normal(size=(n_memory, D_IN)).astype(np.float32)
     memory_labels = _labels(rng, n_memory, 4, L)
     batcher = Batcher(Split(labels=memory_labels, dense=memory_x), 0, 0)
@@ -107,7 +115,7 @@ def test_knn_prediction_equals_the_dense_mix(head, intermediate, k_nn, n_memory,
 
 def test_weight_zero_is_the_head_alone():
     rng = np.random.default_rng(0)
-    model, variables = _model("dense")
+    model, variables = small_model("dense")
     memory_x = rng.normal(size=(20, D_IN)).astype(np.float32)
     memory = knn.build_memory(model, variables, Batcher(Split(labels=_labels(rng, 20, 3, L), dense=memory_x), 0, 0), 8)
     cfg = default.get_config().eval.knn

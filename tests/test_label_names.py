@@ -9,24 +9,21 @@ import re
 import subprocess
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import default
 from tests.conftest import ROOT
+from tests.test_knn import D_IN, L, dense_mix, small_model
 from tests.test_predict import write_xc
 from xcs.data import synthetic
 from xcs.data.batching import Batcher
 from xcs.data.sparse import CSR
 from xcs.data.split import Split
-from xcs.losses import get_loss
-from xcs.nn.model import XMCModel
-from xcs.registry import build_model
 from xcs.train import knn, names
 
-D_IN, L, F = 12, 40, 30
+F = 30  # features
 
 
 def _dense_vectors(index: names.NameIndex, num_features: int) -> np.ndarray:
@@ -64,21 +61,6 @@ def test_name_vectors_are_the_unit_idf_of_the_name_tokens_in_the_vocabulary():
         np.testing.assert_allclose(got[label], want / norm if norm else want, rtol=1e-6)
 
 
-def _model(head: str):
-    config = default.get_config()
-    config.model.encoder.name = "dense"
-    config.model.encoder.width = 16
-    config.model.head.name = head
-    config.model.head.label_chunk = 16
-    config.sparsity.fan_in = 4
-    model = build_model(config, D_IN, L)
-    example = {"x": jnp.zeros((2, D_IN)), "label_idx": jnp.zeros((2, 3), jnp.int32),
-               "label_mask": jnp.ones((2, 3), bool)}
-    variables = model.init({"params": jax.random.PRNGKey(1), "dropout": jax.random.PRNGKey(2)}, example,
-                           get_loss("softmax"), False, method=XMCModel.loss)
-    return model, variables
-
-
 def _random_rows(rng, n, width, num_cols, labels=False):
     lengths = rng.integers(0 if labels else 1, width + 1, size=n)
     rows = [rng.choice(num_cols, size=m, replace=False).tolist() for m in lengths]
@@ -89,27 +71,7 @@ def _random_rows(rng, n, width, num_cols, labels=False):
 def _reference(model, variables, x, features: CSR, label_names, vocabulary, train: CSR, memory_x, memory_labels,
                k_nn, temperature, vote_weight, weight, k, ova):
     """Dense numpy: every label's probability, neighbour vote and name cosine, mixed, then the top k."""
-    h = np.asarray(model.apply(variables, {"x": x}, False), np.float64)
-    head = lambda m, h: m.head.logits(h)  # noqa: E731
-    logits = np.asarray(model.apply(variables, jnp.asarray(h, jnp.float32), method=head), np.float64)
-    if ova:
-        p = 1.0 / (1.0 + np.exp(-(logits - np.log(L))))
-    else:
-        p = np.exp(logits - logits.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-    votes = np.zeros_like(p)
-    if k_nn:
-        mem = np.asarray(model.apply(variables, {"x": memory_x}, False), np.float64)
-        unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
-        sims = unit(h) @ unit(mem).T
-        for b in range(len(x)):
-            nearest = np.argsort(-sims[b], kind="stable")[:k_nn]
-            w = np.exp((sims[b, nearest] - sims[b, nearest].max()) / temperature)
-            w /= w.sum()
-            for j, row in zip(w, nearest):
-                labels, _ = memory_labels.row(row)
-                for label in labels:
-                    votes[b, label] += j / len(labels)
+    prediction = dense_mix(model, variables, x, memory_x, memory_labels, k_nn, temperature, vote_weight, ova)
     idf = {t: math.log((1 + train.num_rows) / (1 + (train.to_scipy()[:, j] != 0).sum())) + 1
            for j, t in enumerate(vocabulary)}
     name_matrix = np.zeros((L, F))
@@ -119,7 +81,6 @@ def _reference(model, variables, x, features: CSR, label_names, vocabulary, trai
     name_matrix /= np.maximum(np.linalg.norm(name_matrix, axis=1, keepdims=True), 1e-300)
     points = features.to_scipy().toarray()
     points /= np.linalg.norm(points, axis=1, keepdims=True)
-    prediction = (1 - vote_weight) * p + vote_weight * votes if k_nn else p
     score = (1 - weight) * prediction + weight * points @ name_matrix.T
     ids = np.argsort(-score, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(score, ids, 1), ids
@@ -130,7 +91,7 @@ def _reference(model, variables, x, features: CSR, label_names, vocabulary, trai
                                                   ("dense", 5, False, 0.0)])
 def test_names_prediction_equals_the_dense_mix(head, k_nn, ova, weight):
     rng = np.random.default_rng(k_nn + int(10 * weight))
-    model, variables = _model(head)
+    model, variables = small_model(head)
     vocabulary = [f"w{j}" for j in range(F)]
     # Names of one to three vocabulary words; some labels share words, a few have no name word at all.
     label_names = [" ".join(f"w{j}" for j in rng.choice(F, size=rng.integers(1, 4), replace=False)) for _ in range(L)]
@@ -228,3 +189,21 @@ def test_a_run_chooses_the_weight_and_prediction_keeps_it(tmp_path, monkeypatch)
     lines = [line for line in refused.stderr.splitlines() if not re.match(r"[IWE]\d{4} ", line)]
     assert refused.returncode == 2 and len(lines) == 1 and "vocab.txt:2001" in lines[0], refused.stderr[-2000:]
     assert not (tmp_path / "other").exists()
+
+
+def test_the_mix_is_off_where_no_name_has_a_feature_token():
+    from xcs.data.split import Dataset
+
+    config = default.get_config()
+    config.eval.names.weights = "0,0.5"
+    train = Split(labels=CSR.from_lists([[0], [1]], 2), features=CSR.from_lists([[0, 1], [1]], 2, [[1.0, 2.0], [3.0]]))
+
+    def data(label_names, vocabulary=("apple", "pie")):
+        return Dataset("d", train, train, 2, 2, "here", label_names=label_names, vocabulary=vocabulary)
+
+    assert names.plan(config, data(("fruit", "dessert"))) is None  # no name token is a feature
+    assert names.plan(config, data(("apple", "dessert"), vocabulary=None)) is None  # no vocab.txt
+    index, weights = names.plan(config, data(("apple", "dessert")))
+    assert weights == (0.0, 0.5) and np.asarray(index.weights)[:, 0].tolist() == [1.0, 0.0]
+    config.eval.names.weights = "0"
+    assert names.plan(config, data(("apple", "pie"))) is None  # off

@@ -117,6 +117,18 @@ def _check_train(config: ml_collections.ConfigDict) -> None:
         choice(config, "async_.delay", ASYNC_DELAYS)
 
 
+def _check_prediction_mix(config: ml_collections.ConfigDict, head: HeadMethod, shape: tuple[int, ...], setting: str,
+                          off: str) -> None:
+    """A mix at prediction (the kNN votes, the label names) reads every label's exact probability, on one device."""
+    require(config.loss.name in ("softmax", "ova", AUTO), config, "loss.name",
+            f"{setting} mixes the head's softmax or one-versus-all probabilities; train with 'softmax', 'ova' or "
+            f"'auto', or set {off}")
+    require(head.knn, config, "model.head.name",
+            f"{setting} needs every label's exact probability, which this head does not give (heads that do: "
+            f"{', '.join(m.name for m in HEADS.values() if m.knn)}); or set {off}")
+    require(shape == (1, 1), config, "mesh.shape", f"{setting}: predicts on one device (mesh.shape=(1, 1))")
+
+
 def name_weights(config: ml_collections.ConfigDict) -> tuple[float, ...]:
     """config.eval.names.weights ("0,0.1,0.2") as floats; () where an entry is not a number."""
     try:
@@ -212,23 +224,9 @@ def _check_combinations(config: ml_collections.ConfigDict, head: HeadMethod, enc
         require(config.train.clip_grad_norm == 0, config, "train.sparse_embedding",
                 "the table's rows are stepped apart from optax, so the global norm is not clipped; set "
                 "train.clip_grad_norm=0")
-    knn = config.eval.knn
-    if knn.neighbors > 0:
-        require(config.loss.name in ("softmax", "ova", AUTO), config, "loss.name",
-                f"eval.knn.neighbors={knn.neighbors} mixes the head's softmax or one-versus-all probabilities; train "
-                "with 'softmax', 'ova' or 'auto', or set eval.knn.neighbors=0")
-        require(head.knn, config, "model.head.name",
-                f"eval.knn.neighbors={knn.neighbors} needs every label's exact probability, which this head does not "
-                f"give (heads that do: {', '.join(m.name for m in HEADS.values() if m.knn)})")
-        require(shape == (1, 1), config, "mesh.shape",
-                f"eval.knn.neighbors={knn.neighbors}: the kNN memory is not sharded; predict on one device "
-                "(mesh.shape=(1, 1))")
+    if config.eval.knn.neighbors > 0:
+        _check_prediction_mix(config, head, shape, f"eval.knn.neighbors={config.eval.knn.neighbors}",
+                              "eval.knn.neighbors=0")
     if any(name_weights(config)):
-        names = f"eval.names.weights={config.eval.names.weights!r}"
-        require(config.loss.name in ("softmax", "ova", AUTO), config, "loss.name",
-                f"{names} mixes the head's softmax or one-versus-all probabilities; train with 'softmax', 'ova' or "
-                "'auto', or set eval.names.weights=0")
-        require(head.knn, config, "model.head.name",
-                f"{names} needs every label's exact probability, which this head does not give (heads that do: "
-                f"{', '.join(m.name for m in HEADS.values() if m.knn)}); or set eval.names.weights=0")
-        require(shape == (1, 1), config, "mesh.shape", f"{names}: predicts on one device (mesh.shape=(1, 1))")
+        _check_prediction_mix(config, head, shape, f"eval.names.weights={config.eval.names.weights!r}",
+                              "eval.names.weights=0")

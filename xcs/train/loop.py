@@ -173,14 +173,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
     config = _resolve_loss(config, data)
     buckets = config.data.text.length_buckets  # widths of token batches (texts read end to end)
     full_train, tune_batcher = data.train, None
-    name_weights = names.candidate_weights(config, data)  # the label-name mix (xcs.train.names), None: off
-    if name_weights is not None and len(name_weights) > 1:  # μ is chosen on training points held out of training
+    name_plan = names.plan(config, data)  # the label-name mix (xcs.train.names), None: off
+    name_index, name_weights = name_plan or (None, ())
+    if len(name_weights) > 1:  # μ is chosen on training points held out of training
         kept, held = validation_rows(full_train.num_points, config.eval.names.tune_fraction, config.seed,
                                      names.TUNE_STREAM)
         data = dataclasses.replace(data, train=full_train.take(kept))
         tune_batcher = Batcher(full_train.take(held), config.data.max_features, 0, buckets)
-    name_index = None if name_weights is None else names.build_index(data.label_names, data.vocabulary,
-                                                                     full_train.features, data.num_features)
     train_batcher = Batcher(data.train, config.data.max_features, config.data.max_labels, buckets)
     test_batcher = Batcher(data.test, config.data.max_features, 0, buckets)
     iterator = EpochIterator(train_batcher, config.train.batch_size, config.seed, config.data.text.group_by_length)

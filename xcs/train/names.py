@@ -170,9 +170,10 @@ def make_names_predict(model: XMCModel, k: int, num_features: int, label_chunk: 
 TUNE_STREAM = 11  # xcs.data.dataset.validation_rows' stream for the tuning points (the validation split's is 7)
 
 
-def candidate_weights(config: ml_collections.ConfigDict, data: Dataset) -> tuple[float, ...] | None:
-    """The weights μ to choose from (one: fixed), or None where the mix is off: every weight 0, or the data has no
-    label names, vocabulary or sparse features to match them with."""
+def plan(config: ml_collections.ConfigDict, data: Dataset) -> tuple[NameIndex, tuple[float, ...]] | None:
+    """The names' index (over `data`'s training split) and the weights μ to choose from (one: fixed), or None where
+    the mix is off: every weight 0, or the data has no label names, vocabulary or sparse features to match them
+    with, or no label's name has a token among the features (logged)."""
     weights = name_weights(config)
     if not any(weights):
         return None
@@ -180,7 +181,13 @@ def candidate_weights(config: ml_collections.ConfigDict, data: Dataset) -> tuple
         logging.info("eval.names: off (the data has no %s)", "label names" if data.label_names is None else
                      "vocabulary (vocab.txt)" if data.vocabulary is None else "sparse features")
         return None
-    return weights
+    index = build_index(data.label_names, data.vocabulary, data.train.features, data.num_features)
+    named = int((np.asarray(index.weights)[:, 0] > 0).sum())
+    if not named:
+        logging.info("eval.names: off (no label's name has a token among the %d features)", data.num_features)
+        return None
+    logging.info("eval.names: %d of %d labels have name tokens among the features", named, data.num_labels)
+    return index, weights
 
 
 def choose_weight(predict: Callable[[Any, dict, Any], tuple[jax.Array, jax.Array]], variables: Any,
