@@ -23,8 +23,8 @@ Variants (`--config=configs/xmc.py:data=NAME,smoke`):
                         and vocab.txt (config.eval.names, docs/methods/names.md; --config.eval.names.weights=0
                         turns it off).
   fast                  a quicker run at some accuracy: sampled training (sampled_training) for half the epochs at
-                        width 256; on the panel's validation splits (configs/tables/panel.py) 0.27-0.65 of the
-                        default's train time, P@1 from 2.5 lower to 0.9 higher (docs/methods/sampled.md)
+                        width 256; on the panel's validation splits (configs/tables/panel.py) 0.20-0.68 of the
+                        default's train time, P@1 from 2.5 lower to 1.1 higher (experiments/README.md, "panel")
   smoke                 a run that takes seconds (tests run it end to end)
 """
 
