@@ -207,3 +207,22 @@ def test_the_mix_is_off_where_no_name_has_a_feature_token():
     assert weights == (0.0, 0.5) and np.asarray(index.weights)[:, 0].tolist() == [1.0, 0.0]
     config.eval.names.weights = "0"
     assert names.plan(config, data(("apple", "pie"))) is None  # off
+
+
+def test_choose_weight_counts_top1_hits_per_weight():
+    """A stand-in prediction with a known top-1 at each weight: P@1 per weight by hand, ties to the smaller."""
+    truth = [[0], [1, 2], [], [3]]
+    split = Split(labels=CSR.from_lists(truth, 5), features=CSR.from_lists([[0]] * 4, 1, [[1.0]] * 4))
+    top1 = {0.0: [0, 0, 0, 0], 0.5: [0, 2, 1, 3], 0.2: [4, 1, 0, 3]}  # hits 1, 3 and 2 of 4 points
+
+    def predict(variables, batch, weights):
+        rows = np.asarray(batch["feat_idx"]).shape[0]
+        ids = np.full((len(weights), rows, 1), -1)
+        for i, w in enumerate(weights):
+            ids[i, :4, 0] = top1[w]
+        return np.zeros(ids.shape), ids
+
+    best, scores = names.choose_weight(predict, None, Batcher(split, 1, 0), 8, [0.5, 0.0, 0.2], np.ones(5))
+    assert scores == {"0": 25.0, "0.2": 50.0, "0.5": 75.0} and best == 0.5
+    top1[0.2] = [0, 2, 1, 3]  # a tie with 0.5: the smaller weight
+    assert names.choose_weight(predict, None, Batcher(split, 1, 0), 8, [0.5, 0.0, 0.2], np.ones(5))[0] == 0.2

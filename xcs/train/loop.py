@@ -256,7 +256,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, outdir: str, data: D
         weight, tuning = name_weights[0], {}
         if tune_batcher is not None:
             weight, tuning = names.choose_weight(names_predict(train_batcher, 1), variables(state), tune_batcher,
-                                                 config.eval.batch_size, name_weights)
+                                                 config.eval.batch_size, name_weights, inv_ps)
             logging.info("eval.names: weight %g, P@1 on %d held-out training points by weight: %s", weight,
                          tune_batcher.split.num_points, tuning)
         name_choice.update(weight=weight, p1_by_weight=tuning,

@@ -36,12 +36,14 @@ from xcs.data.batching import Batcher, eval_batches
 from xcs.data.sparse import CSR
 from xcs.data.split import Dataset
 from xcs.data.tfidf import tokenize
+from xcs.metrics import RankingMetrics
 from xcs.nn.model import XMCModel
 from xcs.nn.topk import chunked_topk
 from xcs.train import knn
 from xcs.validate import name_weights
 
 INDEX_FILE = "label_names_match.npz"  # the index and the chosen weight, kept in the workdir for xcs.predict
+TUNE_STREAM = 11  # xcs.data.dataset.validation_rows' stream for the tuning points (the validation split's is 7)
 
 
 @flax.struct.dataclass
@@ -97,15 +99,15 @@ def point_rows(batch: dict[str, jax.Array], num_features: int) -> jax.Array:
 def name_match(points: jax.Array, index: NameIndex, ids: jax.Array) -> jax.Array:
     """cos(x_b, n_l) [B, M] of the labels ids [B, M] (−1 is read as label 0; callers mask it)."""
     ids = jnp.maximum(ids, 0)
-    tokens, weights = jnp.asarray(index.tokens)[ids], jnp.asarray(index.weights)[ids]  # [B, M, T]
+    tokens, weights = index.tokens[ids], index.weights[ids]  # [B, M, T]
     values = jnp.take_along_axis(points, tokens.reshape(ids.shape[0], -1), axis=1).reshape(tokens.shape)
     return (values * weights).sum(-1)
 
 
 def chunk_match(points: jax.Array, index: NameIndex, start: jax.Array, size: int) -> jax.Array:
     """cos(x_b, n_l) [B, size] of the labels start..start+size-1."""
-    tokens = jax.lax.dynamic_slice_in_dim(jnp.asarray(index.tokens), start, size, axis=0)  # [size, T]
-    weights = jax.lax.dynamic_slice_in_dim(jnp.asarray(index.weights), start, size, axis=0)
+    tokens = jax.lax.dynamic_slice_in_dim(index.tokens, start, size, axis=0)  # [size, T]
+    weights = jax.lax.dynamic_slice_in_dim(index.weights, start, size, axis=0)
     values = points[:, tokens.reshape(-1)].reshape(points.shape[0], *tokens.shape)
     return (values * weights[None]).sum(-1)
 
@@ -121,7 +123,8 @@ def make_names_predict(model: XMCModel, k: int, num_features: int, label_chunk: 
     Labels are scored `label_chunk` / (the longest name's tokens) / W at a time: a chunk reads [B, chunk,
     tokens] of the points' rows and ranks [W·B, chunk] scores.
     """
-    num_labels = index.tokens.shape[0]
+    num_labels, name_width = index.tokens.shape
+    index = jax.tree.map(jnp.asarray, index)  # an argument of the jitted function, not constants compiled in
     vote = 0.0 if knn_config is None else knn_config.weight
 
     def chunk_logits(module, h, start, size):
@@ -131,7 +134,7 @@ def make_names_predict(model: XMCModel, k: int, num_features: int, label_chunk: 
         return module.head.topk_log_partition(h, 1)[2]
 
     @jax.jit
-    def predict(variables, batch, memory, weights):
+    def predict(variables, batch, memory, index, weights):
         h = model.apply(variables, batch, False)
         points = point_rows(batch, num_features)
         log_z = None if ova_labels is not None else model.apply(variables, h, method=log_partition)
@@ -146,7 +149,7 @@ def make_names_predict(model: XMCModel, k: int, num_features: int, label_chunk: 
             logits = model.apply(variables, h, start, size, method=lambda m, h, s, n=size: chunk_logits(m, h, s, n))
             return mixed(logits, chunk_match(points, index, start, size))
 
-        chunk = max(128, label_chunk // (index.tokens.shape[1] * num_weights))
+        chunk = max(128, label_chunk // (name_width * num_weights))
         scores, ids = chunked_topk(base_chunk, num_weights * batch_size, num_labels, chunk, k)
         if memory is not None:
             similarity, rows = knn.neighbours(knn.unit_rows(h), memory.embeddings, knn_config.neighbors,
@@ -162,12 +165,10 @@ def make_names_predict(model: XMCModel, k: int, num_features: int, label_chunk: 
 
     def run(variables, batch, weight):
         several = np.ndim(weight) > 0
-        scores, ids = predict(variables, batch, memory, jnp.atleast_1d(jnp.asarray(weight, jnp.float32)))
+        scores, ids = predict(variables, batch, memory, index, jnp.atleast_1d(jnp.asarray(weight, jnp.float32)))
         return (scores, ids) if several else (scores[0], ids[0])
 
     return run
-
-TUNE_STREAM = 11  # xcs.data.dataset.validation_rows' stream for the tuning points (the validation split's is 7)
 
 
 def plan(config: ml_collections.ConfigDict, data: Dataset) -> tuple[NameIndex, tuple[float, ...]] | None:
@@ -191,23 +192,21 @@ def plan(config: ml_collections.ConfigDict, data: Dataset) -> tuple[NameIndex, t
 
 
 def choose_weight(predict: Callable[[Any, dict, Any], tuple[jax.Array, jax.Array]], variables: Any,
-                  batcher: Batcher, batch_size: int, weights: Sequence[float]) -> tuple[float, dict[str, float]]:
+                  batcher: Batcher, batch_size: int, weights: Sequence[float],
+                  inv_ps: np.ndarray) -> tuple[float, dict[str, float]]:
     """The weight of `weights` with the best P@1 on `batcher`'s split (the smaller one on a tie), and P@1 at each.
 
     `predict(variables, batch, weights)` is make_names_predict's function (its k may be 1); all weights are
     scored in one pass."""
     weights = sorted(weights)
-    hits = np.zeros(len(weights))
-    split = batcher.split
+    metrics = [RankingMetrics(1, inv_ps) for _ in weights]
     start = 0
     for batch, valid in eval_batches(batcher, batch_size):
         _, ids = predict(variables, batch, weights)
-        top = np.asarray(ids)[:, :valid, 0]  # [W, n]
-        truth = split.labels.take(np.arange(start, start + valid))
-        for i in range(valid):
-            labels, _ = truth.row(i)
-            hits += np.isin(top[:, i], labels)
+        truth = batcher.split.labels.take(np.arange(start, start + valid))
+        for m, top in zip(metrics, np.asarray(ids)[:, :valid]):
+            m.update(top, truth)
         start += valid
-    scores = {f"{w:g}": 100.0 * h / max(split.num_points, 1) for w, h in zip(weights, hits)}
+    scores = {f"{w:g}": m.result()["P@1"] for w, m in zip(weights, metrics)}
     best = max(weights, key=lambda w: (scores[f"{w:g}"], -w))
     return best, scores
